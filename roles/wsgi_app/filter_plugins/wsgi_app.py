@@ -1,0 +1,83 @@
+"""Filters shared by the wsgideploy roles.
+
+wsgi_instances: the app server processes of one host, derived from the app definition, so the app
+server, the process manager, the app host's nginx and the load balancer agree on names and addresses.
+
+python_literal: a value rendered as a Python literal, for the app's Python settings file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+
+
+def wsgi_instances(
+    name: str,
+    count: int,
+    listen: str = "unix",
+    base_port: int = 8000,
+    bind_address: str = "127.0.0.1",
+) -> list[dict[str, Any]]:
+    """Describe the app server instances of one host.
+
+    Each item: index, name (`<app>-<n>`), runtime_dir (under /run), listen (what the app server
+    binds: a socket path or host:port), port (tcp only), and nginx (the address nginx proxies to).
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"wsgi_app_name {name!r}: use 1-31 of a-z, 0-9, '_' or '-', starting with a letter")
+    try:
+        count = int(count)
+        base_port = int(base_port)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"wsgi_instances: count and base_port must be integers ({exc})") from None
+    if not 1 <= count <= 64:
+        raise ValueError(f"wsgi_app_instances must be between 1 and 64, got {count}")
+    if listen not in ("unix", "tcp"):
+        raise ValueError(f"wsgi_app_listen must be 'unix' or 'tcp', got {listen!r}")
+    if listen == "tcp" and not 1 <= base_port <= 65535 - count + 1:
+        raise ValueError(f"wsgi_app_base_port {base_port} leaves no room for {count} instance(s)")
+
+    items = []
+    for index in range(count):
+        inst = f"{name}-{index}"
+        item: dict[str, Any] = {"index": index, "name": inst, "runtime_dir": inst}
+        if listen == "unix":
+            sock = f"/run/{inst}/app.sock"
+            item.update(listen=sock, port=None, nginx=f"unix:{sock}")
+        else:
+            port = base_port + index
+            # nginx on the same host reaches a wildcard bind through loopback.
+            local = "127.0.0.1" if bind_address in ("0.0.0.0", "::", "*") else bind_address
+            if ":" in local and not local.startswith("["):
+                local = f"[{local}]"
+            item.update(listen=f"{bind_address}:{port}", port=port, nginx=f"{local}:{port}")
+        items.append(item)
+    return items
+
+
+def python_literal(value: Any) -> str:
+    """Render a YAML/JSON-ish value as a Python literal (True/False/None, not true/false/null).
+
+    Ansible hands over its own subclasses of str/int/dict/list; they are normalised first.
+    """
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{python_literal(str(k))}: {python_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    raise TypeError(f"python_literal: cannot render {type(value).__name__} as a Python literal")
+
+
+class FilterModule:
+    def filters(self):
+        return {"wsgi_instances": wsgi_instances, "python_literal": python_literal}
