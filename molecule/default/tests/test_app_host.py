@@ -1,0 +1,172 @@
+"""What a converged app host does, seen from the host's own shell (through testinfra).
+
+Every test asserts behaviour: HTTP answers, who runs which process, what a socket allows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+
+APP = "hello"
+INSTANCES = [f"{APP}-0", f"{APP}-1"]
+ROOT = f"/srv/{APP}"
+
+
+def http(host, path: str, *extra: str) -> tuple[int, dict[str, str], str]:
+    """GET http://127.0.0.1<path> on the host; status, headers (lower-case names), body."""
+    args = " ".join(shlex.quote(a) for a in (*extra, f"http://127.0.0.1{path}"))
+    cmd = host.run(f"curl -sS -m 10 -D - -o /tmp/body {args} && cat /tmp/body")
+    assert cmd.rc == 0, cmd.stderr
+    head, _, body = cmd.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+@pytest.fixture(scope="module")
+def release(host) -> str:
+    rel = host.file(f"{ROOT}/current/REVISION").content_string.strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", rel), rel
+    return rel
+
+
+def test_index_names_host_and_release(host, release):
+    status, headers, body = http(host, "/")
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert f'<span id="release">{release}</span>' in body
+    assert f'<span id="host">{host.check_output("hostname")}</span>' in body
+    # The app answered (its own headers), behind nginx.
+    assert headers["x-app-release"] == release
+    assert headers["server"] == "nginx"  # server_tokens off: no version
+
+
+def test_healthz_is_json_ok_with_release(host, release):
+    status, headers, body = http(host, "/healthz")
+    assert status == 200
+    assert headers["content-type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["status"] == "ok"
+    assert doc["release"] == release
+
+
+def test_static_file_is_served_by_nginx_not_the_app(host):
+    status, headers, body = http(host, "/static/style.css")
+    assert status == 200
+    assert headers["content-type"].startswith("text/css")
+    assert headers["server"] == "nginx"
+    # The app stamps X-App-* on every response it makes, static ones included: none here.
+    assert not any(name.startswith("x-app-") for name in headers)
+    assert "cache-control" in headers  # nginx `expires`
+    assert "{" in body
+
+
+def test_missing_static_file_is_404_from_nginx(host):
+    status, headers, _ = http(host, "/static/no-such-file.css")
+    assert status == 404
+    assert not any(name.startswith("x-app-") for name in headers)
+
+
+def test_requests_are_spread_over_the_instances(host):
+    seen = set()
+    for _ in range(20):
+        _, headers, _ = http(host, "/healthz")
+        seen.add(headers.get("x-app-instance"))
+    assert seen == set(INSTANCES)
+
+
+def test_app_sees_client_through_one_proxy_hop(host):
+    # nginx appends the peer to X-Forwarded-For; the app trusts one hop, so a forged entry
+    # from the client is ignored and the real peer (loopback here) is the client.
+    _, _, body = http(host, "/whoami", "-H", "X-Forwarded-For: 203.0.113.9")
+    doc = json.loads(body)
+    assert doc["remote_addr"] == "127.0.0.1"
+    assert doc["scheme"] == "http"
+
+
+def uwsgi_processes(host, instance: str) -> list[tuple[str, int, int]]:
+    """(user, pid, ppid) of every process of one instance's uWSGI (master + workers)."""
+    out = host.check_output("ps -eo user:32,pid,ppid,args --no-headers")
+    procs = []
+    for line in out.splitlines():
+        user, pid, ppid, args = line.split(None, 3)
+        if f"/etc/uwsgi/{APP}/{instance}.ini" in args:
+            procs.append((user, int(pid), int(ppid)))
+    return procs
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_uwsgi_master_and_workers_run_as_app_user(host, instance):
+    procs = uwsgi_processes(host, instance)
+    main_pid = int(host.check_output(f"systemctl show -p MainPID --value {instance}.service"))
+    pids = {pid for _, pid, _ in procs}
+    assert main_pid in pids, "the unit's main process is the uWSGI master"
+    workers = [p for p in procs if p[2] == main_pid]
+    assert len(workers) == 2, procs  # uwsgi_processes default
+    assert {user for user, _, _ in procs} == {APP}
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_unit_is_enabled_and_running(host, instance):
+    svc = host.service(f"{instance}.service")
+    assert svc.is_enabled
+    assert svc.is_running
+    assert host.service(f"{APP}.target").is_enabled
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_socket_mode_0660_owned_by_app(host, instance):
+    sock = host.file(f"/run/{instance}/app.sock")
+    assert sock.is_socket
+    assert sock.mode == 0o660
+    assert sock.user == APP
+    assert sock.group == APP
+
+
+CONNECT = (
+    "python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
+    "s.connect(sys.argv[1]); print('connected')\" /run/{instance}/app.sock"
+)
+
+
+def test_nginx_user_can_reach_the_socket_others_cannot(host):
+    www = host.run("runuser -u www-data -- " + CONNECT.format(instance=INSTANCES[0]))
+    assert www.rc == 0 and "connected" in www.stdout, www.stderr
+    nobody = host.run("runuser -u nobody -- " + CONNECT.format(instance=INSTANCES[0]))
+    assert nobody.rc != 0
+    assert "Permission denied" in nobody.stderr
+
+
+def test_secret_key_file_is_private_to_the_app_user(host):
+    key = host.file(f"{ROOT}/shared/secret_key")
+    assert key.mode == 0o600
+    assert key.user == APP
+    assert len(key.content_string.strip()) >= 32
+    # Other local users cannot read it.
+    assert host.run(f"runuser -u nobody -- cat {ROOT}/shared/secret_key").rc != 0
+
+
+def test_code_is_not_writable_by_the_app(host, release):
+    res = host.run(f"runuser -u {APP} -- touch {ROOT}/releases/{release}/hello/__init__.py")
+    assert res.rc != 0
+
+
+def test_unit_sandbox_applies(host):
+    # The app can write shared/ but not the rest of the file system, even where its user could.
+    show = host.check_output(f"systemctl show -p ProtectSystem -p NoNewPrivileges -p User {INSTANCES[0]}.service")
+    assert "ProtectSystem=strict" in show
+    assert "NoNewPrivileges=yes" in show
+    assert f"User={APP}" in show
+
+
+def test_nginx_config_is_valid_and_default_site_gone(host):
+    assert host.run("nginx -t").rc == 0
+    assert not host.file("/etc/nginx/sites-enabled/default").exists

@@ -1,0 +1,82 @@
+"""Re-running the playbook against the converged host: check mode, secret stability, reloads.
+
+These run ansible-playbook with molecule's own inventory and environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+APP = "hello"
+SECRET = f"/srv/{APP}/shared/secret_key"
+
+
+def converge(*args: str) -> str:
+    scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+    cmd = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        os.path.join(scenario, "converge.yml"),
+        *args,
+    ]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    return res.stdout
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host."""
+    counts = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.M):
+        counts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    assert counts, output[-2000:]
+    return counts
+
+
+def secret_digest(host) -> str:
+    return host.check_output(f"sha256sum {SECRET}").split()[0]
+
+
+@pytest.fixture(scope="module")
+def molecule_env():
+    if "MOLECULE_INVENTORY_FILE" not in os.environ:
+        pytest.skip("needs molecule's environment")
+
+
+def test_check_diff_reports_no_changes(host, molecule_env):
+    out = converge("--check", "--diff")
+    for name, counts in recap(out).items():
+        assert counts["changed"] == 0, f"{name}: --check --diff would change something:\n{out[-3000:]}"
+        assert counts["failed"] == 0
+
+
+def test_reconverge_changes_nothing_and_keeps_the_secret(host, molecule_env):
+    before = secret_digest(host)
+    out = converge()
+    for counts in recap(out).values():
+        assert counts["changed"] == 0
+    assert secret_digest(host) == before
+    # The secret never reaches the output.
+    assert host.check_output(f"cat {SECRET}") not in out
+
+
+def test_settings_change_reloads_gracefully(host, molecule_env):
+    main_pid = host.check_output(f"systemctl show -p MainPID --value {APP}-0.service")
+    greeting = "Settings changed by a test"
+    settings = {"app_settings": {"GREETING": greeting, "PROXY_FIX_X_FOR": 1, "PROXY_FIX_X_PROTO": 1}}
+    try:
+        converge("-e", json.dumps(settings))
+        # A graceful reload keeps the master (same PID) and loads the new settings.
+        page = host.check_output("curl -sS -m 10 http://127.0.0.1/")
+        assert greeting in page
+        assert host.check_output(f"systemctl show -p MainPID --value {APP}-0.service") == main_pid
+    finally:
+        converge()
+    assert greeting not in host.check_output("curl -sS -m 10 http://127.0.0.1/")
