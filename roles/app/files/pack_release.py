@@ -65,6 +65,11 @@ def build_tar(src: Path, patterns: tuple[str, ...]) -> tuple[bytes, str, int]:
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             info.pax_headers = {}
+            if info.islnk():
+                # A second name of a hard-linked file: store it as the regular file it is.
+                info.type = tarfile.REGTYPE
+                info.linkname = ""
+                info.size = full.lstat().st_size
             if info.isdir():
                 info.mode = 0o755
                 tar.addfile(info)
@@ -74,7 +79,8 @@ def build_tar(src: Path, patterns: tuple[str, ...]) -> tuple[bytes, str, int]:
                 tar.addfile(info)
                 entry = b"l" + info.linkname.encode()
             elif info.isfile():
-                info.mode = 0o755 if os.access(full, os.X_OK) else 0o644
+                # Any x bit makes it executable, whoever packs it.
+                info.mode = 0o755 if full.lstat().st_mode & 0o111 else 0o644
                 with open(full, "rb") as fh:
                     data = fh.read()
                 tar.addfile(info, io.BytesIO(data))

@@ -8,10 +8,25 @@ python_literal: a value rendered as a Python literal, for the app's Python setti
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+
+
+def _integer(variable: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{variable} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{variable} must be an integer, got {value!r}") from None
+
+
+def _bracket(address: str) -> str:
+    """IPv6 literals take brackets before a :port."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 def wsgi_instances(
@@ -28,11 +43,8 @@ def wsgi_instances(
     """
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ValueError(f"wsgi_app_name {name!r}: use 1-31 of a-z, 0-9, '_' or '-', starting with a letter")
-    try:
-        count = int(count)
-        base_port = int(base_port)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"wsgi_instances: count and base_port must be integers ({exc})") from None
+    count = _integer("wsgi_app_instances", count)
+    base_port = _integer("wsgi_app_base_port", base_port)
     if not 1 <= count <= 64:
         raise ValueError(f"wsgi_app_instances must be between 1 and 64, got {count}")
     if listen not in ("unix", "tcp"):
@@ -51,9 +63,7 @@ def wsgi_instances(
             port = base_port + index
             # nginx on the same host reaches a wildcard bind through loopback.
             local = "127.0.0.1" if bind_address in ("0.0.0.0", "::", "*") else bind_address
-            if ":" in local and not local.startswith("["):
-                local = f"[{local}]"
-            item.update(listen=f"{bind_address}:{port}", port=port, nginx=f"{local}:{port}")
+            item.update(listen=f"{_bracket(bind_address)}:{port}", port=port, nginx=f"{_bracket(local)}:{port}")
         items.append(item)
     return items
 
@@ -70,7 +80,9 @@ def python_literal(value: Any) -> str:
     if isinstance(value, int):
         return repr(int(value))
     if isinstance(value, float):
-        return repr(float(value))
+        value = float(value)
+        # inf and nan have no literal: spell them as calls the settings file can evaluate.
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{python_literal(str(k))}: {python_literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,333 @@
+"""Unit tests of the filters in roles/wsgi_app/filter_plugins/wsgi_app.py."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+FILTERS_PATH = Path(__file__).resolve().parent.parent / "roles" / "wsgi_app" / "filter_plugins" / "wsgi_app.py"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the role
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write
+    return module
+
+
+filters = _load("wsgideploy_filter_wsgi_app", FILTERS_PATH)
+wsgi_instances = filters.wsgi_instances
+python_literal = filters.python_literal
+
+
+# --- wsgi_instances: unix sockets ----------------------------------------------------------------
+
+
+def test_unix_instances_have_a_socket_per_instance_under_run():
+    items = wsgi_instances("hello", 3, "unix")
+    assert [i["name"] for i in items] == ["hello-0", "hello-1", "hello-2"]
+    assert [i["index"] for i in items] == [0, 1, 2]
+    for i in items:
+        assert i["runtime_dir"] == i["name"]
+        assert i["listen"] == f"/run/{i['name']}/app.sock"
+        assert i["nginx"] == f"unix:/run/{i['name']}/app.sock"
+        assert i["port"] is None
+
+
+def test_defaults_are_one_unix_instance():
+    assert wsgi_instances("hello", 1) == [
+        {
+            "index": 0,
+            "name": "hello-0",
+            "runtime_dir": "hello-0",
+            "listen": "/run/hello-0/app.sock",
+            "port": None,
+            "nginx": "unix:/run/hello-0/app.sock",
+        }
+    ]
+
+
+def test_unix_ignores_the_base_port():
+    # base_port only matters for tcp; an out-of-range one is no error for unix sockets.
+    assert len(wsgi_instances("hello", 2, "unix", 70000)) == 2
+
+
+# --- wsgi_instances: tcp -------------------------------------------------------------------------
+
+
+def test_tcp_ports_count_up_from_the_base_port():
+    items = wsgi_instances("hello", 3, "tcp", 9000, "127.0.0.1")
+    assert [i["name"] for i in items] == ["hello-0", "hello-1", "hello-2"]
+    assert [i["runtime_dir"] for i in items] == ["hello-0", "hello-1", "hello-2"]
+    assert [i["port"] for i in items] == [9000, 9001, 9002]
+    assert [i["listen"] for i in items] == ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]
+    assert [i["nginx"] for i in items] == ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::", "*"])
+def test_tcp_wildcard_bind_is_reached_through_loopback(wildcard):
+    items = wsgi_instances("hello", 2, "tcp", 8000, wildcard)
+    bind = f"[{wildcard}]" if ":" in wildcard else wildcard
+    assert [i["listen"] for i in items] == [f"{bind}:8000", f"{bind}:8001"]
+    assert [i["nginx"] for i in items] == ["127.0.0.1:8000", "127.0.0.1:8001"]
+
+
+def test_tcp_specific_bind_address_is_the_nginx_address():
+    items = wsgi_instances("hello", 2, "tcp", 8000, "10.0.0.5")
+    assert [i["listen"] for i in items] == ["10.0.0.5:8000", "10.0.0.5:8001"]
+    assert [i["nginx"] for i in items] == ["10.0.0.5:8000", "10.0.0.5:8001"]
+
+
+@pytest.mark.parametrize(
+    ("bind", "nginx"),
+    [
+        ("::1", "[::1]:8000"),
+        ("fd00::5", "[fd00::5]:8000"),
+        ("[::1]", "[::1]:8000"),  # already bracketed: not bracketed twice
+    ],
+)
+def test_tcp_ipv6_nginx_address_is_bracketed(bind, nginx):
+    (item,) = wsgi_instances("hello", 1, "tcp", 8000, bind)
+    assert item["nginx"] == nginx
+    assert item["port"] == 8000
+
+
+def test_tcp_ipv6_listen_address_is_bracketed():
+    (item,) = wsgi_instances("hello", 1, "tcp", 8000, "::1")
+    assert item["listen"] == "[::1]:8000"
+
+
+def test_tcp_highest_ports_fit_exactly():
+    items = wsgi_instances("hello", 2, "tcp", 65534)
+    assert [i["port"] for i in items] == [65534, 65535]
+
+
+def test_string_numbers_are_accepted():
+    # Extra vars on the command line and some inventories hand numbers over as strings.
+    items = wsgi_instances("hello", "2", "tcp", "8000")
+    assert [i["port"] for i in items] == [8000, 8001]
+    assert len(wsgi_instances("hello", "2")) == 2
+
+
+@pytest.mark.parametrize("count", [1, 64])
+def test_instance_count_bounds_are_inclusive(count):
+    assert len(wsgi_instances("hello", count)) == count
+
+
+@pytest.mark.parametrize("name", ["a", "hello", "my_app-2", "a" * 31])
+def test_valid_names(name):
+    assert wsgi_instances(name, 1)[0]["name"] == f"{name}-0"
+
+
+# --- wsgi_instances: errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "Hello", "1app", "-app", "my app", "app.x", "a" * 32, None, 5])
+def test_bad_name_is_a_value_error(name):
+    with pytest.raises(ValueError, match="wsgi_app_name"):
+        wsgi_instances(name, 1)
+
+
+@pytest.mark.parametrize("count", [0, 65, -1, "0", "65"])
+def test_count_out_of_range_is_a_value_error(count):
+    with pytest.raises(ValueError, match="wsgi_app_instances"):
+        wsgi_instances("hello", count)
+
+
+@pytest.mark.parametrize("count", ["x", None, "2.0"])
+def test_non_integer_count_is_a_value_error(count):
+    with pytest.raises(ValueError):
+        wsgi_instances("hello", count)
+
+
+@pytest.mark.parametrize("listen", ["udp", "UNIX", "", "carrier-pigeon"])
+def test_unknown_listen_is_a_value_error(listen):
+    with pytest.raises(ValueError, match="wsgi_app_listen"):
+        wsgi_instances("hello", 1, listen)
+
+
+@pytest.mark.parametrize(("base_port", "count"), [(65535, 2), (65500, 64), (65536, 1), (0, 1), (-1, 1)])
+def test_tcp_port_overflow_is_a_value_error(base_port, count):
+    with pytest.raises(ValueError, match="wsgi_app_base_port"):
+        wsgi_instances("hello", count, "tcp", base_port)
+
+
+def test_non_integer_base_port_is_a_value_error():
+    with pytest.raises(ValueError):
+        wsgi_instances("hello", 1, "tcp", "http")
+
+
+# --- python_literal ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "text"), [(True, "True"), (False, "False"), (None, "None")])
+def test_python_constants(value, text):
+    assert python_literal(value) == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -7,
+        10**20,
+        1.5,
+        -0.25,
+        "",
+        "plain",
+        "it's",
+        'say "hi"',
+        "both ' and \"",
+        "back\\slash and \\n literally",
+        "new\nline\ttab",
+        "ünïcødé ✓",
+        "{{ not a template }}",
+        [],
+        {},
+        [1, "two", None, True, 3.0],
+        {"GREETING": "Hello", "PROXY_FIX_X_FOR": 1, "DEBUG": False, "EMPTY": None},
+        {"outer": {"inner": [{"deep": ["it's", 'a "test"']}], "flag": True}},
+    ],
+)
+def test_round_trips_through_literal_eval(value):
+    text = python_literal(value)
+    assert ast.literal_eval(text) == value
+    # Valid on the right-hand side of an assignment in the settings file, too.
+    namespace: dict = {}
+    exec(f"SETTING = {text}", {}, namespace)  # noqa: S102 - the text comes from the test's own values
+    assert namespace["SETTING"] == value
+
+
+def test_bools_stay_bools_inside_containers():
+    text = python_literal({"a": [True, 1, False, 0]})
+    assert text == "{'a': [True, 1, False, 0]}"
+    result = ast.literal_eval(text)
+    assert [type(v) for v in result["a"]] == [bool, int, bool, int]
+
+
+def test_tuple_renders_as_list():
+    assert python_literal((1, "a")) == "[1, 'a']"
+
+
+def test_dict_keys_render_as_strings():
+    assert ast.literal_eval(python_literal({1: "one", "two": 2})) == {"1": "one", "two": 2}
+
+
+class _Str(str):
+    def __repr__(self) -> str:
+        return "_Str(!)"
+
+
+class _Int(int):
+    def __repr__(self) -> str:
+        return "_Int(!)"
+
+
+class _Float(float):
+    def __repr__(self) -> str:
+        return "_Float(!)"
+
+
+class _Dict(dict):
+    pass
+
+
+class _List(list):
+    pass
+
+
+def test_str_subclass_renders_as_plain_str():
+    assert python_literal(_Str("it's")) == repr("it's")
+
+
+def test_int_subclass_renders_as_plain_int():
+    assert python_literal(_Int(42)) == "42"
+
+
+def test_float_subclass_renders_as_plain_float():
+    assert python_literal(_Float(0.5)) == "0.5"
+
+
+def test_bool_is_not_treated_as_int():
+    # bool subclasses int; it must come out as True/False, never 1/0.
+    assert python_literal(True) == "True"
+    assert python_literal([False]) == "[False]"
+
+
+def test_container_subclasses_render_as_plain_containers():
+    value = _Dict(k=_List([_Str("v"), _Int(1)]))
+    text = python_literal(value)
+    assert text == "{'k': ['v', 1]}"
+    assert ast.literal_eval(text) == {"k": ["v", 1]}
+
+
+def test_ansible_tagged_str_renders_as_plain_str():
+    template = pytest.importorskip("ansible.template")
+    trust_as_template = getattr(template, "trust_as_template", None)
+    if trust_as_template is None:
+        pytest.skip("ansible.template.trust_as_template needs ansible-core 2.19+")
+    tagged = trust_as_template("it's {{ x }}")
+    assert type(tagged) is not str and isinstance(tagged, str)
+    assert python_literal(tagged) == repr("it's {{ x }}")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1, 2}, frozenset(), object(), b"bytes", 1 + 2j, {"nested": [{"bad": {1}}]}, [object()]],
+    ids=["set", "frozenset", "object", "bytes", "complex", "nested-set", "nested-object"],
+)
+def test_unsupported_types_raise_type_error(value):
+    with pytest.raises(TypeError, match="python_literal"):
+        python_literal(value)
+
+
+# --- FilterModule --------------------------------------------------------------------------------
+
+
+def test_filter_module_maps_both_names():
+    mapping = filters.FilterModule().filters()
+    assert mapping == {"wsgi_instances": wsgi_instances, "python_literal": python_literal}
+
+
+@pytest.mark.ansible
+def test_filters_work_inside_ansible(ansible, project_root):
+    """Through Ansible's own templating (its tagged/lazy str, dict and list types).
+
+    `debug` is an action plugin: it runs on the controller and starts no module.
+    """
+    settings = {"GREETING": "it's \"here\"", "N": 1, "B": True, "L": [None, 1.5, {"k": "v"}]}
+    result = ansible(
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        "msg={{ {'settings': settings | python_literal,"
+        " 'instances': 'hello' | wsgi_instances('2', 'tcp', 8000, '0.0.0.0')} }}",
+        "-e",
+        json.dumps({"settings": settings}),
+        env={
+            "ANSIBLE_FILTER_PLUGINS": str(project_root / "roles" / "wsgi_app" / "filter_plugins"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    msg = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    assert ast.literal_eval(msg["settings"]) == settings
+    assert [i["nginx"] for i in msg["instances"]] == ["127.0.0.1:8000", "127.0.0.1:8001"]
+    assert [i["listen"] for i in msg["instances"]] == ["0.0.0.0:8000", "0.0.0.0:8001"]
