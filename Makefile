@@ -1,0 +1,43 @@
+# wsgideploy: `make demo` brings up the local cluster and deploys the app to it; `make test` runs
+# every check. Both set up what they need first (scripts/bootstrap.sh).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= $(CURDIR)/.venv
+export WSGIDEPLOY_VENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PY_COLORS ?= 0
+# molecule scenarios `make test` runs, in order
+SCENARIOS ?= default
+DEMO_URL ?= http://127.0.0.1:8080/
+
+.PHONY: help bootstrap demo down test lint unit molecule
+
+help:
+	@echo "make demo   bring up the local demo hosts and deploy the app ($(DEMO_URL))"
+	@echo "make test   lint + unit tests + every molecule scenario ($(SCENARIOS))"
+	@echo "make down   remove the demo hosts"
+	@echo "make lint | unit | molecule   the parts of make test"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	ansible-playbook -i inventories/local playbooks/local-cluster.yml
+	ansible-playbook -i inventories/local site.yml
+	@scripts/demo-check.sh "$(DEMO_URL)"
+
+down: bootstrap
+	ansible-playbook -i inventories/local playbooks/local-cluster.yml -e local_cluster_state=absent
+
+test: bootstrap lint unit molecule
+
+lint: bootstrap
+	yamllint --strict .
+	ansible-lint --profile production
+
+unit: bootstrap
+	pytest -q -p no:cacheprovider app/tests tests
+
+molecule: bootstrap
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s" || exit 1; done
