@@ -34,7 +34,8 @@ test: bootstrap lint unit molecule
 
 lint: bootstrap
 	yamllint --strict .
-	ansible-lint --profile production
+	ANSIBLE_VAULT_IDENTITY_LIST=staging@inventories/staging/.vault-pass.example,production@inventories/production/.vault-pass.example \
+	  ansible-lint --profile production
 
 unit: bootstrap
 	pytest -q -p no:cacheprovider app/tests tests
