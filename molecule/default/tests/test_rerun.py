@@ -7,37 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 
 import pytest
+from wsgideploy_testlib import converge, recap
 
 APP = "hello"
 SECRET = f"/srv/{APP}/shared/secret_key"
-
-
-def converge(*args: str) -> str:
-    scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
-    cmd = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        os.path.join(scenario, "converge.yml"),
-        *args,
-    ]
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    return res.stdout
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    counts = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.M):
-        counts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    assert counts, output[-2000:]
-    return counts
 
 
 def secret_digest(host) -> str:

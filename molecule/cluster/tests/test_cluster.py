@@ -1,0 +1,184 @@
+"""The cluster seen from outside: a client container talks to the load balancer.
+
+Load is bounded (requests, seconds) and only ever targets the scenario's own containers.
+The tests run in file order; the topology switch comes last and restores the host topology.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from wsgideploy_testlib import converge, loadgen, playbook, recap, record_figure, scenario_host
+
+testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
+
+LB = "wsgideploy-cluster-lb"
+APPS = ["wsgideploy-cluster-app1", "wsgideploy-cluster-app2", "wsgideploy-cluster-app3"]
+HTTPS = f"https://{LB}"
+INSTANCES = {f"{h}/hello-{i}" for h in APPS for i in (0, 1)}
+
+
+def sequential(host, path: str = "/healthz", n: int = 30) -> dict:
+    return loadgen(host, HTTPS + path, "--insecure", "--requests", str(n), "--concurrency", "1", "--duration", "60")
+
+
+def wait_in_rotation(host, app: str, seconds: int = 30) -> dict:
+    """Sequential rounds until `app` answers again (passive health checks re-admit it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        res = sequential(host, n=12)
+        if res["by_host"].get(app) or time.monotonic() > deadline:
+            return res
+        time.sleep(1)
+
+
+def test_every_app_host_serves_requests(host):
+    res = sequential(host)
+    record_figure("distribution_host_topology", res["by_host"])
+    assert res["failed"] == 0, res
+    assert set(res["by_host"]) == set(APPS), res
+    # least_conn with no concurrency rotates evenly.
+    assert min(res["by_host"].values()) >= 5, res
+
+
+def test_page_names_the_backend_that_served_it(host):
+    page = host.check_output(f"curl -sk {HTTPS}/")
+    served_by = re.search(r'<span id="host">([^<]+)</span>', page).group(1)
+    assert served_by in APPS
+
+
+def test_http_redirects_to_https(host):
+    head = host.check_output(f"curl -sS -o /dev/null -D - 'http://{LB}/some/page?x=1'")
+    assert head.splitlines()[0].split()[1] == "301"
+    assert re.search(rf"^Location: https://{LB}/some/page\?x=1\r?$", head, re.M | re.I), head
+
+
+def test_hsts_on_https(host):
+    head = host.check_output(f"curl -sk -o /dev/null -D - {HTTPS}/")
+    assert re.search(r"^Strict-Transport-Security: max-age=\d+", head, re.M | re.I), head
+
+
+@pytest.mark.parametrize(("flag", "accepted"), [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)])
+def test_only_tls_12_and_newer(host, flag, accepted):
+    # The client is made willing to speak old protocols (security level 0): only the server refuses.
+    cipher = "-cipher DEFAULT@SECLEVEL=0" if flag in ("-tls1", "-tls1_1") else ""
+    res = host.run(f"openssl s_client -connect {LB}:443 -servername {LB} {flag} {cipher} </dev/null")
+    # A failed handshake reports "Cipher is (NONE)".
+    handshake = res.rc == 0 and re.search(r"Cipher is (?!\(NONE\))", res.stdout) is not None
+    assert handshake == accepted, res.stdout[-1500:] + res.stderr[-500:]
+
+
+def test_app_sees_the_real_client_and_https(host):
+    client_ip = host.check_output("hostname -I").split()[0]
+    doc = host.check_output(f"curl -sk {HTTPS}/whoami")
+    assert f'"remote_addr":"{client_ip}"' in doc, doc
+    assert '"scheme":"https"' in doc, doc
+    # A forged X-Forwarded-For from the client changes nothing: only the nginx hops are trusted.
+    forged = host.check_output(f"curl -sk -H 'X-Forwarded-For: 203.0.113.66' {HTTPS}/whoami")
+    assert f'"remote_addr":"{client_ip}"' in forged, forged
+
+
+def run_load_while(host, action, seconds: int = 20, rate: int = 20) -> dict:
+    """Constant load through the lb for `seconds` while `action()` runs in this thread."""
+    result: dict = {}
+
+    def load():
+        client = scenario_host("wsgideploy-cluster-client")
+        result.update(
+            loadgen(client, HTTPS + "/healthz", "--insecure", "--duration", str(seconds), "--rate", str(rate),
+                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10")
+        )
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        action()
+    finally:
+        worker.join(timeout=seconds + 60)
+    assert not worker.is_alive(), "the load generator did not finish"
+    return result
+
+
+def test_stopping_one_app_host_loses_no_request(host):
+    app2 = scenario_host(APPS[1])
+
+    def stop_and_start():
+        time.sleep(5)
+        app2.run_test("systemctl stop hello.target")
+        assert not app2.service("hello-0.service").is_running
+        time.sleep(7)
+        app2.run_test("systemctl start hello.target")
+
+    res = run_load_while(host, stop_and_start)
+    record_figure("failover_host_topology", {"total": res["requests"], "failed": res["failed"], "by_host": res["by_host"]})
+    assert res["requests"] >= 300, res
+    assert res["failed"] == 0, res
+    # Started again, it comes back into rotation.
+    back = wait_in_rotation(host, APPS[1])
+    assert back["by_host"].get(APPS[1]), back
+
+
+def test_drain_takes_a_host_out_and_back_without_errors(host):
+    def drain():
+        time.sleep(3)
+        playbook("playbooks/drain.yml", "-e", f"drain={APPS[2]}")
+
+    res = run_load_while(host, drain, seconds=15)
+    assert res["failed"] == 0, res
+    drained = sequential(host, n=18)
+    assert APPS[2] not in drained["by_host"], drained
+    # A full converge keeps the drain (it is kept on the lb, not in a template edit).
+    out = converge("--limit", LB)
+    assert recap(out)[LB]["changed"] == 0
+    assert APPS[2] not in sequential(host, n=12)["by_host"]
+
+    def undrain():
+        time.sleep(3)
+        playbook("playbooks/drain.yml", "-e", f"undrain={APPS[2]}")
+
+    res = run_load_while(host, undrain, seconds=15)
+    assert res["failed"] == 0, res
+    assert sequential(host, n=18)["by_host"].get(APPS[2])
+
+
+def test_check_diff_is_clean_across_the_fleet(host):
+    out = converge("--check", "--diff")
+    for name, counts in recap(out).items():
+        assert counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
+        assert counts["failed"] == 0
+
+
+def test_process_topology_reaches_every_instance(host):
+    """lb -> every app server instance (host:port): all six serve, failover still loses nothing."""
+    try:
+        converge("-e", "lb_topology=process")
+        res = sequential(host, n=30)
+        record_figure("distribution_process_topology", res["by_instance"])
+        assert res["failed"] == 0, res
+        assert set(res["by_instance"]) == INSTANCES, res
+
+        # One hop fewer in front of the app: it still sees the real client and https.
+        client_ip = host.check_output("hostname -I").split()[0]
+        doc = host.check_output(f"curl -sk {HTTPS}/whoami")
+        assert f'"remote_addr":"{client_ip}"' in doc and '"scheme":"https"' in doc, doc
+        # Static files still come from the app hosts' nginx.
+        head = host.check_output(f"curl -sk -o /dev/null -D - {HTTPS}/static/style.css")
+        assert "200" in head.splitlines()[0] and "x-app-" not in head.lower(), head
+
+        app1 = scenario_host(APPS[0])
+
+        def stop_and_start():
+            time.sleep(5)
+            app1.run_test("systemctl stop hello.target")
+            time.sleep(7)
+            app1.run_test("systemctl start hello.target")
+
+        res = run_load_while(host, stop_and_start)
+        record_figure("failover_process_topology", {"total": res["requests"], "failed": res["failed"]})
+        assert res["failed"] == 0, res
+    finally:
+        converge()
+    assert set(sequential(host)["by_host"]) == set(APPS)

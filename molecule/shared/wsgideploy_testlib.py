@@ -1,0 +1,63 @@
+"""Helpers shared by the molecule scenarios' testinfra tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import testinfra
+
+
+def scenario_host(name: str):
+    """A testinfra host of the running scenario, by inventory name."""
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def playbook(path: str, *args: str, timeout: int = 900) -> str:
+    """Run a playbook (relative to the project) with molecule's inventory; its output."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(project, path), *args]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    return res.stdout
+
+
+def converge(*args: str, timeout: int = 900) -> str:
+    """Run the scenario's converge playbook again."""
+    scenario = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+    rel = os.path.relpath(os.path.join(scenario, "converge.yml"), os.environ["MOLECULE_PROJECT_DIRECTORY"])
+    return playbook(rel, *args, timeout=timeout)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host (summed over plays)."""
+    counts: dict[str, dict[str, int]] = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.M):
+        host = counts.setdefault(m.group(1), {})
+        for k, v in re.findall(r"(\w+)=(\d+)", m.group(2)):
+            host[k] = host.get(k, 0) + int(v)
+    assert counts, output[-2000:]
+    return counts
+
+
+def loadgen(client, url: str, *args: str) -> dict:
+    """Run the load generator on the client host; its JSON summary."""
+    out = client.run("loadgen " + " ".join([url, *args]))
+    assert out.rc in (0, 1), out.stderr
+    return json.loads(out.stdout)
+
+
+def record_figure(name: str, value) -> None:
+    """Keep a measured figure in the scenario's ephemeral directory (figures.json) and print it."""
+    path = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), "figures.json")
+    figures = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            figures = json.load(fh)
+    figures[name] = value
+    with open(path, "w") as fh:
+        json.dump(figures, fh, indent=2, sort_keys=True)
+    print(f"FIGURE {name}: {json.dumps(value, sort_keys=True)}")
