@@ -8,13 +8,14 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PY_COLORS ?= 0
 # molecule scenarios `make test` runs, in order
-SCENARIOS ?= default
-DEMO_URL ?= http://127.0.0.1:8080/
+SCENARIOS ?= default cluster
+DEMO_URL ?= https://127.0.0.1:8443/
+DEMO_HTTP_URL ?= http://127.0.0.1:8080/
 
 .PHONY: help bootstrap demo down test lint unit molecule
 
 help:
-	@echo "make demo   bring up the local demo hosts and deploy the app ($(DEMO_URL))"
+	@echo "make demo   bring up the local cluster (1 lb + 3 app hosts) and deploy the app ($(DEMO_URL))"
 	@echo "make test   lint + unit tests + every molecule scenario ($(SCENARIOS))"
 	@echo "make down   remove the demo hosts"
 	@echo "make lint | unit | molecule   the parts of make test"
@@ -25,7 +26,7 @@ bootstrap:
 demo: bootstrap
 	ansible-playbook -i inventories/local playbooks/local-cluster.yml
 	ansible-playbook -i inventories/local site.yml
-	@scripts/demo-check.sh "$(DEMO_URL)"
+	@scripts/demo-check.sh "$(DEMO_URL)" "$(DEMO_HTTP_URL)"
 
 down: bootstrap
 	ansible-playbook -i inventories/local playbooks/local-cluster.yml -e local_cluster_state=absent
