@@ -61,3 +61,23 @@ def record_figure(name: str, value) -> None:
     with open(path, "w") as fh:
         json.dump(figures, fh, indent=2, sort_keys=True)
     print(f"FIGURE {name}: {json.dumps(value, sort_keys=True)}")
+
+
+def gixy_report(container: str, workdir: str) -> tuple[int, str]:
+    """Copy a container's /etc/nginx out and run gixy on it; (exit code, report)."""
+    dest = os.path.join(workdir, container)
+    os.makedirs(dest, exist_ok=True)
+    subprocess.run(["docker", "cp", f"{container}:/etc/nginx", dest], check=True, capture_output=True)
+    root = os.path.join(dest, "nginx")
+    # Point the absolute includes at the copy.
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) or not name.endswith((".conf", ".types", "_params")):
+                continue
+            with open(path) as fh:
+                text = fh.read()
+            with open(path, "w") as fh:
+                fh.write(text.replace("/etc/nginx/", root + "/"))
+    res = subprocess.run(["gixy", os.path.join(root, "nginx.conf")], capture_output=True, text=True, check=False)
+    return res.returncode, res.stdout + res.stderr

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from wsgideploy_testlib import converge, loadgen, playbook, recap, record_figure, scenario_host
+from wsgideploy_testlib import converge, gixy_report, loadgen, playbook, recap, record_figure, scenario_host
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -142,6 +142,12 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
     res = run_load_while(host, undrain, seconds=15)
     assert res["failed"] == 0, res
     assert sequential(host, n=18)["by_host"].get(APPS[2])
+
+
+@pytest.mark.parametrize("container", [LB, APPS[0]])
+def test_rendered_nginx_configs_pass_gixy(host, container, tmp_path):
+    rc, report = gixy_report(container, str(tmp_path))
+    assert rc == 0 and "No issues found" in report, report
 
 
 def test_check_diff_is_clean_across_the_fleet(host):

@@ -167,6 +167,14 @@ def test_unit_sandbox_applies(host):
     assert f"User={APP}" in show
 
 
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_systemd_rates_the_unit_well_sandboxed(host, instance):
+    out = host.check_output(f"systemd-analyze security --no-pager {instance}.service")
+    level = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+    # 0 is locked down, 10 is unconfined (a plain unit scores about 9.6).
+    assert level <= 2.0, out[-2000:]
+
+
 def test_nginx_config_is_valid_and_default_site_gone(host):
     assert host.run("nginx -t").rc == 0
     assert not host.file("/etc/nginx/sites-enabled/default").exists
