@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Ask one app server instance for its health page, bypassing nginx.
+
+    wsgi-health ADDRESS [--protocol http|uwsgi] [--path /healthz] [--expect-release ID] [--timeout 5]
+
+ADDRESS is what the instance listens on: a unix socket path or host:port. The instance is healthy
+when it answers 200 and, with --expect-release, its body names that release (so "healthy" means
+"the new code answers"). Prints one line; exit 0 healthy, 1 unhealthy, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+
+
+def connect(address: str, timeout: float) -> socket.socket:
+    if address.startswith("/"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return sock
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "*"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def uwsgi_packet(path: str, host: str) -> bytes:
+    """A uwsgi protocol request (modifier 0): the WSGI environ as length-prefixed pairs."""
+    env = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": path,
+        "PATH_INFO": path.split("?", 1)[0],
+        "QUERY_STRING": path.split("?", 1)[1] if "?" in path else "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": host,
+        "HTTP_USER_AGENT": "wsgi-health",
+    }
+    body = b"".join(
+        struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode() for k, v in env.items()
+    )
+    return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def fetch(address: str, protocol: str, path: str, timeout: float) -> tuple[int, bytes]:
+    with connect(address, timeout) as sock:
+        if protocol == "uwsgi":
+            sock.sendall(uwsgi_packet(path, "localhost"))
+        else:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: wsgi-health\r\n\r\n".encode())
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {raw[:80]!r}")
+    return int(status_line[1]), body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("address")
+    parser.add_argument("--protocol", choices=["http", "uwsgi"], default="http")
+    parser.add_argument("--path", default="/healthz")
+    parser.add_argument("--expect-release", default="")
+    parser.add_argument("--timeout", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    try:
+        status, body = fetch(args.address, args.protocol, args.path, args.timeout)
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {args.address}: {exc.__class__.__name__}: {exc}")
+        return 1
+    if status != 200:
+        print(f"unhealthy: {args.address}: status {status}")
+        return 1
+    if args.expect_release:
+        try:
+            release = json.loads(body).get("release")
+        except (ValueError, AttributeError):
+            release = None
+        if release != args.expect_release:
+            print(f"unhealthy: {args.address}: release {release!r}, expected {args.expect_release!r}")
+            return 1
+    print(f"healthy: {args.address}: status {status}" + (f", release {args.expect_release}" if args.expect_release else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
