@@ -12,12 +12,13 @@ SCENARIOS ?= default cluster
 DEMO_URL ?= https://127.0.0.1:8443/
 DEMO_HTTP_URL ?= http://127.0.0.1:8080/
 
-.PHONY: help bootstrap demo down test lint unit molecule
+.PHONY: help bootstrap demo down status test lint unit molecule
 
 help:
 	@echo "make demo   bring up the local cluster (1 lb + 3 app hosts) and deploy the app ($(DEMO_URL))"
 	@echo "make test   lint + unit tests + every molecule scenario ($(SCENARIOS))"
 	@echo "make down   remove the demo hosts"
+	@echo "make status release and instance health of every demo app host"
 	@echo "make lint | unit | molecule   the parts of make test"
 
 bootstrap:
@@ -30,6 +31,9 @@ demo: bootstrap
 
 down: bootstrap
 	ansible-playbook -i inventories/local playbooks/local-cluster.yml -e local_cluster_state=absent
+
+status: bootstrap
+	ansible-playbook -i inventories/local playbooks/status.yml
 
 test: bootstrap lint unit molecule
 
