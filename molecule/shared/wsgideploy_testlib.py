@@ -15,14 +15,20 @@ def scenario_host(name: str):
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
-def playbook(path: str, *args: str, timeout: int = 900) -> str:
-    """Run a playbook (relative to the project) with molecule's inventory; its output."""
+def run_playbook(path: str, *args: str, timeout: int = 900) -> tuple[int, str]:
+    """Run a playbook (relative to the project) with molecule's inventory; (exit code, output)."""
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(project, path), *args]
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    return res.stdout
+    return res.returncode, res.stdout + res.stderr
+
+
+def playbook(path: str, *args: str, timeout: int = 900) -> str:
+    """Run a playbook that must succeed; its output."""
+    rc, out = run_playbook(path, *args, timeout=timeout)
+    assert rc == 0, out[-6000:]
+    return out
 
 
 def converge(*args: str, timeout: int = 900) -> str:
