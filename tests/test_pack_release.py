@@ -312,7 +312,7 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert set(result) == {"digest", "archive", "files"}
+    assert set(result) == {"digest", "archive", "files", "requirements_digest"}
     assert result["files"] == 5
     assert Path(result["archive"]).is_file()
     assert "debug.log" not in members(result["archive"])
@@ -332,3 +332,35 @@ def test_script_exits_non_zero_naming_a_missing_source(tmp_path):
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert str(missing) in proc.stderr
+
+
+def req_digest(src: Path, out: Path, salt: str = "") -> str | None:
+    return pack_release.pack(src, out, salt, (), "requirements.txt")["requirements_digest"]
+
+
+def test_requirements_digest_ignores_code_changes(tmp_path):
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "m.py").write_text("x = 1\n")
+    (src / "requirements.txt").write_text("Flask==3.1.3\n")
+    first = req_digest(src, tmp_path / "out")
+    (src / "pkg" / "m.py").write_text("x = 2\n")
+    assert req_digest(src, tmp_path / "out") == first
+    (src / "requirements.txt").write_text("Flask==3.1.3\nsix==1.16.0\n")
+    assert req_digest(src, tmp_path / "out") != first
+
+
+def test_requirements_digest_follows_the_salt_and_is_absent_without_a_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "requirements.txt").write_text("Flask==3.1.3\n")
+    assert req_digest(src, tmp_path / "o", "pyuwsgi==2.0.30") != req_digest(src, tmp_path / "o", "pyuwsgi==2.0.31")
+    assert pack_release.pack(src, tmp_path / "o")["requirements_digest"] is None
+
+
+def test_missing_requirements_file_is_an_error(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("")
+    with pytest.raises(SystemExit, match="requirements file"):
+        pack_release.pack(src, tmp_path / "o", "", (), "requirements.txt")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Pack an app source directory into a reproducible release archive and name it by its content.
 
-    pack_release.py SRC OUTDIR [--salt TEXT] [--exclude GLOB ...]
+    pack_release.py SRC OUTDIR [--salt TEXT] [--exclude GLOB ...] [--requirements FILE]
 
-Prints one JSON object: {"digest": <sha256 hex>, "archive": <path>, "files": <count>}.
+Prints one JSON object: {"digest": <sha256 hex>, "archive": <path>, "files": <count>,
+"requirements_digest": <sha256 hex of --requirements and the salt, or null>}.
 
 The digest covers what the release is made of and nothing else: each entry's path, type,
 normalised mode (0644/0755) and content (or link target), in sorted order, plus the salt. Touching
@@ -92,7 +93,19 @@ def build_tar(src: Path, patterns: tuple[str, ...]) -> tuple[bytes, str, int]:
     return buf.getvalue(), manifest.hexdigest(), count
 
 
-def pack(src: Path, outdir: Path, salt: str = "", extra_excludes: tuple[str, ...] = ()) -> dict:
+def requirements_digest(src: Path, requirements: str, salt: str) -> str | None:
+    """SHA-256 of the requirements file and the salt: equal digests can share one virtualenv."""
+    if not requirements:
+        return None
+    path = src / requirements
+    if not path.is_file():
+        raise SystemExit(f"pack_release: requirements file {path} does not exist")
+    return hashlib.sha256(salt.encode() + b"\0" + path.read_bytes()).hexdigest()
+
+
+def pack(
+    src: Path, outdir: Path, salt: str = "", extra_excludes: tuple[str, ...] = (), requirements: str = ""
+) -> dict:
     if not src.is_dir():
         raise SystemExit(f"pack_release: source directory {src} does not exist")
     patterns = DEFAULT_EXCLUDES + tuple(extra_excludes)
@@ -107,7 +120,12 @@ def pack(src: Path, outdir: Path, salt: str = "", extra_excludes: tuple[str, ...
         with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
             gz.write(raw)
         os.replace(tmp, archive)
-    return {"digest": digest, "archive": str(archive), "files": count}
+    return {
+        "digest": digest,
+        "archive": str(archive),
+        "files": count,
+        "requirements_digest": requirements_digest(src, requirements, salt),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--salt", default="")
     parser.add_argument("--exclude", action="append", default=[])
+    parser.add_argument("--requirements", default="", help="requirements file (relative to SRC) to digest")
     args = parser.parse_args(argv)
-    print(json.dumps(pack(args.src.resolve(), args.outdir, args.salt, tuple(args.exclude))))
+    print(json.dumps(pack(args.src.resolve(), args.outdir, args.salt, tuple(args.exclude), args.requirements)))
     return 0
 
 
