@@ -91,6 +91,11 @@ def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source)
     new = releases_seen(host)
     assert set(new) == set(APPS), new
     assert len(set(new.values())) == 1 and first_release not in new.values(), new
+    # Code-only change: both releases share one virtualenv on every host (nothing reinstalled).
+    for name, rel in new.items():
+        app = scenario_host(name)
+        venvs = {app.check_output(f"readlink -f /srv/hello/releases/{r}/venv") for r in (first_release, rel)}
+        assert len(venvs) == 1, (name, venvs)
 
 
 def test_broken_release_stops_at_the_first_host_and_rolls_it_back(host, first_release, tmp_path):
