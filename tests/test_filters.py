@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from scriptload import load_module
 
 FILTERS_PATH = Path(__file__).resolve().parent.parent / "roles" / "wsgi_app" / "filter_plugins" / "wsgi_app.py"
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the role
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = dont_write
-    return module
-
-
-filters = _load("wsgideploy_filter_wsgi_app", FILTERS_PATH)
+filters = load_module("wsgideploy_filter_wsgi_app", FILTERS_PATH)
 wsgi_instances = filters.wsgi_instances
 python_literal = filters.python_literal
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -12,24 +11,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from scriptload import load_module
 
 SCRIPT = Path(__file__).resolve().parent.parent / "roles" / "app" / "files" / "pack_release.py"
 MTIME = 1_600_000_000  # a fixed, recognisable modification time
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the role
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = dont_write
-    return module
-
-
-pack_release = _load("wsgideploy_pack_release", SCRIPT)
+pack_release = load_module("wsgideploy_pack_release", SCRIPT)
 
 
 def make_tree(root: Path) -> Path:

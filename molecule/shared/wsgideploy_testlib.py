@@ -6,6 +6,8 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 
 import testinfra
 
@@ -87,3 +89,25 @@ def gixy_report(container: str, workdir: str) -> tuple[int, str]:
                 fh.write(text.replace("/etc/nginx/", root + "/"))
     res = subprocess.run(["gixy", os.path.join(root, "nginx.conf")], capture_output=True, text=True, check=False)
     return res.returncode, res.stdout + res.stderr
+
+
+def load_during(action, client: str, url: str, seconds: int, rate: int):
+    """Constant load from the client host (seconds x rate requests over 4 connections, bounded)
+    while action() runs in this thread; (load summary, action's result)."""
+    summary: dict = {}
+
+    def load():
+        summary.update(
+            loadgen(scenario_host(client), url, "--insecure", "--duration", str(seconds), "--rate", str(rate),
+                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10")
+        )
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(2)  # the load is under way before the action starts
+    try:
+        result = action()
+    finally:
+        worker.join(timeout=seconds + 120)
+    assert not worker.is_alive(), "the load generator did not finish"
+    return summary, result

@@ -7,15 +7,15 @@ The tests run in file order; the topology switch comes last and restores the hos
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import pytest
-from wsgideploy_testlib import converge, gixy_report, loadgen, playbook, recap, record_figure, scenario_host
+from wsgideploy_testlib import converge, gixy_report, load_during, loadgen, playbook, recap, record_figure, scenario_host
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-lb"
+CLIENT = "wsgideploy-cluster-client"
 APPS = ["wsgideploy-cluster-app1", "wsgideploy-cluster-app2", "wsgideploy-cluster-app3"]
 HTTPS = f"https://{LB}"
 INSTANCES = {f"{h}/hello-{i}" for h in APPS for i in (0, 1)}
@@ -81,25 +81,9 @@ def test_app_sees_the_real_client_and_https(host):
     assert f'"remote_addr":"{client_ip}"' in forged, forged
 
 
-def run_load_while(host, action, seconds: int = 20, rate: int = 20) -> dict:
-    """Constant load through the lb for `seconds` while `action()` runs in this thread."""
-    result: dict = {}
-
-    def load():
-        client = scenario_host("wsgideploy-cluster-client")
-        result.update(
-            loadgen(client, HTTPS + "/healthz", "--insecure", "--duration", str(seconds), "--rate", str(rate),
-                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10")
-        )
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    try:
-        action()
-    finally:
-        worker.join(timeout=seconds + 60)
-    assert not worker.is_alive(), "the load generator did not finish"
-    return result
+def run_load_while(action, seconds: int = 20, rate: int = 20) -> dict:
+    """Constant load through the lb for `seconds` while `action()` runs; the load summary."""
+    return load_during(action, CLIENT, HTTPS + "/healthz", seconds, rate)[0]
 
 
 def test_stopping_one_app_host_loses_no_request(host):
@@ -112,7 +96,7 @@ def test_stopping_one_app_host_loses_no_request(host):
         time.sleep(7)
         app2.run_test("systemctl start hello.target")
 
-    res = run_load_while(host, stop_and_start)
+    res = run_load_while(stop_and_start)
     record_figure("failover_host_topology", {"total": res["requests"], "failed": res["failed"], "by_host": res["by_host"]})
     assert res["requests"] >= 300, res
     assert res["failed"] == 0, res
@@ -126,7 +110,7 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
         time.sleep(3)
         playbook("playbooks/drain.yml", "-e", f"drain={APPS[2]}")
 
-    res = run_load_while(host, drain, seconds=15)
+    res = run_load_while(drain, seconds=15)
     assert res["failed"] == 0, res
     drained = sequential(host, n=18)
     assert APPS[2] not in drained["by_host"], drained
@@ -139,7 +123,7 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
         time.sleep(3)
         playbook("playbooks/drain.yml", "-e", f"undrain={APPS[2]}")
 
-    res = run_load_while(host, undrain, seconds=15)
+    res = run_load_while(undrain, seconds=15)
     assert res["failed"] == 0, res
     assert sequential(host, n=18)["by_host"].get(APPS[2])
 
@@ -182,7 +166,7 @@ def test_process_topology_reaches_every_instance(host):
             time.sleep(7)
             app1.run_test("systemctl start hello.target")
 
-        res = run_load_while(host, stop_and_start)
+        res = run_load_while(stop_and_start)
         record_figure("failover_process_topology", {"total": res["requests"], "failed": res["failed"]})
         assert res["failed"] == 0, res
     finally:

@@ -9,11 +9,10 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 
 import pytest
-from wsgideploy_testlib import loadgen, playbook, record_figure, run_playbook, scenario_host
+from wsgideploy_testlib import load_during, playbook, record_figure, run_playbook, scenario_host
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -42,24 +41,7 @@ def app_copy(tmp_path, name: str, change) -> str:
 
 def under_load(action, seconds: int, rate: int = 10) -> tuple[dict, object]:
     """Constant load through the lb for `seconds` while action() runs; (load summary, action result)."""
-    summary: dict = {}
-
-    def load():
-        client = scenario_host("wsgideploy-cluster-client")
-        summary.update(
-            loadgen(client, HTTPS + "/healthz", "--insecure", "--duration", str(seconds), "--rate", str(rate),
-                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10")
-        )
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    time.sleep(2)
-    try:
-        result = action()
-    finally:
-        worker.join(timeout=seconds + 120)
-    assert not worker.is_alive()
-    return summary, result
+    return load_during(action, "wsgideploy-cluster-client", HTTPS + "/healthz", seconds, rate)
 
 
 @pytest.fixture(scope="module")
