@@ -1,13 +1,19 @@
-"""Tests of roles/app/files/pack_release.py: content digest, archive contents and reuse."""
+"""Tests of roles/app/files/pack_release.py: content digest, archive contents, reuse, the kinds of source."""
 
 from __future__ import annotations
 
+import calendar
+import hashlib
+import importlib.util
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -166,7 +172,8 @@ def test_exclude_option_on_the_command_line(src, tmp_path, capsys):
     clean = digest(src, tmp_path / "out1")
     (src / "local_settings.py").write_text("SECRET = 1\n")
     (src / "debug.log").write_text("noise\n")
-    assert pack_release.main([str(src), str(tmp_path / "out2"), "--exclude", "*.log", "--exclude=local_*"]) == 0
+    argv = [str(tmp_path / "out2"), "--src", str(src), "--exclude", "*.log", "--exclude=local_*"]
+    assert pack_release.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["digest"] == clean
     names = members(result["archive"])
@@ -291,7 +298,7 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
     (src / "debug.log").write_text("noise\n")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(src), str(out), "--salt", "requirements pyuwsgi", "--exclude", "*.log"],
+        [sys.executable, str(SCRIPT), str(out), "--src", str(src), "--salt=requirements pyuwsgi", "--exclude=*.log"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -299,7 +306,8 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert set(result) == {"digest", "archive", "files", "requirements_digest"}
+    assert set(result) == {"digest", "archive", "files", "requirements_digest", "source"}
+    assert result["source"] == {"kind": "dir", "commit": None, "artifact": None}
     assert result["files"] == 5
     assert Path(result["archive"]).is_file()
     assert "debug.log" not in members(result["archive"])
@@ -310,7 +318,7 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
 def test_script_exits_non_zero_naming_a_missing_source(tmp_path):
     missing = tmp_path / "nowhere"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(missing), str(tmp_path / "out")],
+        [sys.executable, str(SCRIPT), str(tmp_path / "out"), "--src", str(missing)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -351,3 +359,481 @@ def test_missing_requirements_file_is_an_error(tmp_path):
     (src / "a.py").write_text("")
     with pytest.raises(SystemExit, match="requirements file"):
         pack_release.pack(src, tmp_path / "o", "", (), "requirements.txt")
+
+
+# --- --git: a commit of a repository -------------------------------------------------------------
+
+COMMIT_TIME = 1_700_000_000  # the committer date of every test commit
+
+
+def run_git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_DATE": f"@{COMMIT_TIME} +0000",
+        "GIT_COMMITTER_DATE": f"@{COMMIT_TIME} +0000",
+    }
+    proc = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", message)
+    return run_git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with the make_tree files committed on main, tagged v1 (annotated)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = make_tree(tmp_path / "repo")
+    run_git(root, "init", "-q", "-b", "main")
+    (root / "hello" / "link.css").symlink_to("static/style.css")
+    commit_all(root, "first")
+    run_git(root, "tag", "-a", "v1", "-m", "v1")
+    return root
+
+
+def head(repo: Path) -> str:
+    return run_git(repo, "rev-parse", "main")
+
+
+def test_git_packs_the_committed_tree_not_the_working_tree(repo, tmp_path):
+    (repo / "local_settings.py").write_text("SECRET = 1\n")  # untracked
+    (repo / "wsgi.py").write_text("application = 'uncommitted'\n")  # modified, not committed
+    out = tmp_path / "cache" / "out"
+    result = pack_release.pack_git(str(repo), out, "main", requirements="requirements.txt")
+    assert result["source"] == {"kind": "git", "commit": head(repo), "artifact": None}
+    found = members(result["archive"])
+    assert sorted(found) == [
+        "bin",
+        "bin/manage.sh",
+        "hello",
+        "hello/__init__.py",
+        "hello/link.css",
+        "hello/static",
+        "hello/static/style.css",
+        "requirements.txt",
+        "wsgi.py",
+    ]
+    with tarfile.open(result["archive"], "r:gz") as tar:
+        committed = tar.extractfile("wsgi.py").read()
+    assert committed == b"from hello import create_app\napplication = create_app()\n"
+    assert found["bin/manage.sh"].mode == 0o755 and found["wsgi.py"].mode == 0o644
+    assert found["hello/link.css"].issym() and found["hello/link.css"].linkname == "static/style.css"
+    assert {m.mtime for m in found.values()} == {COMMIT_TIME}  # the commit time, for nginx's ETag
+
+    # The same rules as a source directory holding that tree: same digest, same requirements digest.
+    plain = make_tree(tmp_path / "plain")
+    (plain / "hello" / "link.css").symlink_to("static/style.css")
+    as_dir = pack_release.pack(plain, tmp_path / "dir-out", "", (), "requirements.txt")
+    assert result["digest"] == as_dir["digest"]
+    assert result["requirements_digest"] == as_dir["requirements_digest"] is not None
+
+
+def test_git_branch_tag_and_sha(repo, tmp_path):
+    out = tmp_path / "cache" / "out"
+    first = head(repo)
+    by_branch = pack_release.pack_git(str(repo), out, "main")
+    by_tag = pack_release.pack_git(str(repo), out, "v1")
+    by_sha = pack_release.pack_git(str(repo), out, first)
+    by_short_sha = pack_release.pack_git(str(repo), out, first[:10])
+    assert by_branch == by_tag == by_sha == by_short_sha
+    assert by_tag["source"]["commit"] == first  # the annotated tag is peeled to its commit
+
+    (repo / "hello" / "static" / "style.css").write_text("body { color: red; }\n")
+    second = commit_all(repo, "second")
+    branch_now = pack_release.pack_git(str(repo), out, "main")
+    tag_now = pack_release.pack_git(str(repo), out, "v1")
+    assert branch_now["source"]["commit"] == second != first
+    assert branch_now["digest"] != by_branch["digest"]
+    assert tag_now == by_tag
+    assert pack_release.pack_git(str(repo), out, first) == by_sha
+    assert pack_release.pack_git(str(repo), out)["source"]["commit"] == second  # HEAD: the default branch
+
+
+def test_git_same_commit_same_archive_bytes(repo, tmp_path):
+    one = pack_release.pack_git(str(repo), tmp_path / "cache" / "out1", "v1")
+    two = pack_release.pack_git(str(repo), tmp_path / "cache" / "out2", "v1")
+    assert Path(one["archive"]).read_bytes() == Path(two["archive"]).read_bytes()
+
+
+def test_git_keeps_a_mirror_and_fetches_into_it(repo, tmp_path):
+    out = tmp_path / "cache" / "out"
+    first = pack_release.pack_git(str(repo), out, "main")
+    key = hashlib.sha256(str(repo).encode()).hexdigest()[:16]
+    mirror = tmp_path / "cache" / "git" / f"{key}.git"
+    assert run_git(mirror, "rev-parse", "--is-bare-repository") == "true"
+    assert sorted(p.name for p in mirror.parent.iterdir() if p.suffix == ".git") == [mirror.name]
+    (mirror / "marker").write_text("same mirror\n")  # a new clone would not have it
+
+    (repo / "new.py").write_text("NEW = 1\n")
+    second = commit_all(repo, "second")
+    run_git(repo, "tag", "v2")
+    again = pack_release.pack_git(str(repo), out, "main")
+    assert (mirror / "marker").is_file()
+    assert again["source"]["commit"] == second
+    assert "new.py" in members(again["archive"]) and "new.py" not in members(first["archive"])
+    assert pack_release.pack_git(str(repo), out, "v2")["source"]["commit"] == second  # tags come along
+
+    # A branch deleted upstream is pruned from the mirror.
+    run_git(repo, "branch", "gone", first["source"]["commit"])
+    pack_release.pack_git(str(repo), out, "gone")
+    run_git(repo, "branch", "-D", "gone")
+    with pytest.raises(SystemExit, match="gone"):
+        pack_release.pack_git(str(repo), out, "gone")
+
+
+def test_git_head_follows_a_new_default_branch(repo, tmp_path):
+    out = tmp_path / "cache" / "out"
+    assert pack_release.pack_git(str(repo), out)["source"]["commit"] == head(repo)
+    run_git(repo, "branch", "-m", "main", "trunk")  # the remote's HEAD now names trunk; main is gone
+    (repo / "new.py").write_text("NEW = 1\n")
+    trunk = commit_all(repo, "on trunk")
+    assert pack_release.pack_git(str(repo), out, "HEAD")["source"]["commit"] == trunk
+
+
+def test_git_relative_path_is_the_same_mirror(repo, tmp_path, monkeypatch):
+    out = tmp_path / "cache" / "out"
+    monkeypatch.chdir(repo.parent)
+    relative = pack_release.pack_git(repo.name, out, "main")
+    monkeypatch.chdir(tmp_path / "cache")
+    absolute = pack_release.pack_git(str(repo), out, "main")
+    assert relative == absolute
+    assert len(list((tmp_path / "cache" / "git").glob("*.git"))) == 1
+
+
+def test_git_unknown_ref_is_an_error_naming_it(repo, tmp_path):
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack_git(str(repo), tmp_path / "cache" / "out", "no-such-branch")
+    message = str(excinfo.value.code)
+    assert message.startswith("pack_release: ") and "\n" not in message
+    assert "no-such-branch" in message and str(repo) in message
+    assert not (tmp_path / "cache" / "out").exists()
+
+
+def test_git_unreachable_repository_is_an_error_naming_it(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    missing = tmp_path / "no-repo"
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack_git(str(missing), tmp_path / "cache" / "out", "v9")
+    message = str(excinfo.value.code)
+    assert message.startswith("pack_release: ") and "\n" not in message
+    assert str(missing) in message and "v9" in message
+    assert not list((tmp_path / "cache" / "git").glob("*.git"))  # no half-made mirror left behind
+
+
+def test_git_an_option_as_ref_is_refused(repo, tmp_path):
+    with pytest.raises(SystemExit, match="invalid ref"):
+        pack_release.pack_git(str(repo), tmp_path / "cache" / "out", "--output=/tmp/x")
+
+
+def test_git_submodules_are_refused_unless_excluded(repo, tmp_path):
+    run_git(repo, "update-index", "--add", "--cacheinfo", f"160000,{head(repo)},vendor/lib")
+    run_git(repo, "commit", "-q", "-m", "a submodule")
+    with pytest.raises(SystemExit, match=r"submodule at vendor/lib"):
+        pack_release.pack_git(str(repo), tmp_path / "cache" / "out", "main")
+    result = pack_release.pack_git(str(repo), tmp_path / "cache" / "out", "main", extra_excludes=("vendor",))
+    assert not [n for n in members(result["archive"]) if n.startswith("vendor")]
+
+
+def write_tar(path: Path, entries: list[tuple[str, str, bytes | str]]) -> Path:
+    """A tar with (name, 'f'|'l'|'d'|'c', content or link target) entries ('c': a character device)."""
+    with tarfile.open(path, "w") as tar:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "f":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            elif kind == "l":
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            else:
+                info.type = tarfile.DIRTYPE if kind == "d" else tarfile.CHRTYPE
+                tar.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("../evil.py", "f", b"x")],
+        [("/abs/evil.py", "f", b"x")],
+        [("a/../../evil.py", "f", b"x")],
+        [("esc", "l", ".."), ("esc/evil.py", "f", b"x")],  # writing through a stored link
+        [("dev", "c", b"")],
+    ],
+)
+def test_tree_extraction_stays_inside(tmp_path, entries):
+    path = write_tar(tmp_path / "t.tar", entries)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ValueError):
+        pack_release.extract_tar(path, tmp_path / "x" / "dest")
+    assert not (tmp_path / "x" / "evil.py").exists() and not (tmp_path / "evil.py").exists()
+
+
+def test_git_on_the_command_line(repo, tmp_path):
+    out = tmp_path / "cache" / "out"
+    ok = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--git", str(repo), "--ref=v1", "--requirements=requirements.txt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    result = json.loads(ok.stdout)
+    assert result["source"] == {"kind": "git", "commit": head(repo), "artifact": None}
+    assert result["requirements_digest"] is not None and Path(result["archive"]).is_file()
+
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--git", str(repo), "--ref", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert bad.stderr.startswith("pack_release: ") and bad.stderr.count("\n") == 1
+    assert "nope" in bad.stderr and str(repo) in bad.stderr
+
+
+def test_ref_goes_only_with_git(src, tmp_path):
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.main([str(tmp_path / "out"), "--src", str(src), "--ref", "main"])
+    assert excinfo.value.code == 2
+    with pytest.raises(SystemExit):
+        pack_release.main([str(tmp_path / "out"), "--src", str(src), "--git", str(src)])  # one kind only
+    with pytest.raises(SystemExit):
+        pack_release.main([str(tmp_path / "out")])  # and one is needed
+
+
+# --- --artifact: a wheel or an sdist -------------------------------------------------------------
+
+WHEEL_TIME = (2024, 5, 6, 7, 8, 10)
+METADATA = """Metadata-Version: 2.1
+Name: demo
+Version: 1.0
+Requires-Dist: Flask>=3.0
+Requires-Dist: pytest; extra == "test"
+Requires-Dist: tomli; python_version < "3.11"
+Provides-Extra: test
+
+A demo app.
+"""
+
+
+def make_wheel(path: Path, extra: dict[str, bytes] | None = None, metadata: str = METADATA) -> Path:
+    entries = {
+        "demo/__init__.py": b"def create_app():\n    return None\n",
+        "demo/static/a.css": b"a { color: blue; }\n",
+        "demo-1.0.data/purelib/extra_mod.py": b"EXTRA = 1\n",
+        "demo-1.0.data/scripts/x": b"#!python\nprint('x')\n",
+        "demo-1.0.dist-info/METADATA": metadata.encode(),
+        "demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        **(extra or {}),
+    }
+    record = [*entries, "demo-1.0.dist-info/RECORD"]
+    entries["demo-1.0.dist-info/RECORD"] = "".join(f"{name},,\n" for name in record).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            info = zipfile.ZipInfo(name, WHEEL_TIME)
+            info.external_attr = (0o755 if name.endswith(".sh") else 0o644) << 16
+            zf.writestr(info, data)
+    return path
+
+
+@pytest.fixture
+def wheel(tmp_path: Path) -> Path:
+    return make_wheel(tmp_path / "dist" / "demo-1.0-py3-none-any.whl")
+
+
+def read_member(archive: str | Path, name: str) -> str:
+    with tarfile.open(archive, "r:gz") as tar:
+        return tar.extractfile(name).read().decode()
+
+
+def test_wheel_is_unpacked_like_a_source_directory(wheel, tmp_path):
+    result = pack_release.pack_artifact(wheel, tmp_path / "out")
+    assert result["source"] == {"kind": "artifact", "commit": None, "artifact": wheel.name}
+    found = members(result["archive"])
+    assert sorted(found) == [
+        "demo",
+        "demo-1.0.dist-info",
+        "demo-1.0.dist-info/METADATA",
+        "demo-1.0.dist-info/RECORD",
+        "demo-1.0.dist-info/WHEEL",
+        "demo/__init__.py",
+        "demo/static",
+        "demo/static/a.css",
+        "extra_mod.py",  # purelib merged into the root; scripts left out
+        "requirements.txt",
+    ]
+    assert result["files"] == 7
+    assert read_member(result["archive"], "extra_mod.py") == "EXTRA = 1\n"
+    wheel_time = calendar.timegm((*WHEEL_TIME, 0, 0, 0))
+    assert {m.mtime for m in found.values()} == {wheel_time}
+    assert {m.mode for m in found.values() if m.isfile()} == {0o644}
+
+
+def test_wheel_requirements_are_generated_from_requires_dist(wheel, tmp_path):
+    result = pack_release.pack_artifact(wheel, tmp_path / "out")
+    lines = read_member(result["archive"], "requirements.txt").splitlines()
+    assert lines[0].startswith("#")
+    assert lines[1:] == ["Flask>=3.0", 'tomli; python_version < "3.11"']  # no pytest: an extra's
+    expected = hashlib.sha256(b"\0" + read_member(result["archive"], "requirements.txt").encode()).hexdigest()
+    assert result["requirements_digest"] == expected
+
+
+def test_wheel_requirements_digest_follows_the_dependencies_not_the_version(tmp_path):
+    one = pack_release.pack_artifact(make_wheel(tmp_path / "a" / "demo-1.0-py3-none-any.whl"), tmp_path / "out")
+    changed = make_wheel(tmp_path / "b" / "demo-1.0-py3-none-any.whl", extra={"demo/views.py": b"V = 2\n"})
+    two = pack_release.pack_artifact(changed, tmp_path / "out")
+    assert one["digest"] != two["digest"]
+    assert one["requirements_digest"] == two["requirements_digest"]
+    metadata = METADATA.replace("Provides-Extra", "Requires-Dist: itsdangerous (>=2.0)\nProvides-Extra")
+    more = make_wheel(tmp_path / "c" / "demo-1.0-py3-none-any.whl", metadata=metadata)
+    three = pack_release.pack_artifact(more, tmp_path / "out")
+    assert three["requirements_digest"] != one["requirements_digest"]
+    assert "itsdangerous (>=2.0)" in read_member(three["archive"], "requirements.txt").splitlines()
+
+
+def test_requirements_option_replaces_the_generated_file(wheel, tmp_path, monkeypatch, capsys):
+    generated = pack_release.pack_artifact(wheel, tmp_path / "out")
+    (tmp_path / "lock.txt").write_text("flask==3.1.3\nwerkzeug==3.1.3\n")
+    monkeypatch.chdir(tmp_path)  # a relative path is relative to the current directory
+    argv = [str(tmp_path / "out"), "--artifact", str(wheel), "--requirements", "lock.txt"]
+    assert pack_release.main(argv) == 0
+    locked = json.loads(capsys.readouterr().out)
+    assert read_member(locked["archive"], "requirements.txt") == "flask==3.1.3\nwerkzeug==3.1.3\n"
+    assert locked["requirements_digest"] != generated["requirements_digest"]
+    assert locked["requirements_digest"] == hashlib.sha256(b"\0flask==3.1.3\nwerkzeug==3.1.3\n").hexdigest()
+    assert locked["digest"] != generated["digest"]
+    assert locked["source"] == generated["source"]
+    with pytest.raises(SystemExit, match="missing.txt"):
+        pack_release.pack_artifact(wheel, tmp_path / "out", requirements_file=Path("missing.txt"))
+
+
+def test_wheel_packs_reproducibly_and_keeps_executable_bits(tmp_path):
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", extra={"demo/tool.sh": b"#!/bin/sh\n"})
+    one = pack_release.pack_artifact(wheel, tmp_path / "out1")
+    two = pack_release.pack_artifact(wheel, tmp_path / "out2")
+    assert Path(one["archive"]).read_bytes() == Path(two["archive"]).read_bytes()
+    assert members(one["archive"])["demo/tool.sh"].mode == 0o755
+
+
+@pytest.mark.parametrize(
+    "bad", ["../evil.py", "demo/../../evil.py", "/tmp/evil.py", "demo-1.0.data/purelib/../../evil.py"]
+)
+def test_wheel_with_an_escaping_path_is_refused(tmp_path, bad):
+    wheel = make_wheel(tmp_path / "w" / "demo-1.0-py3-none-any.whl", extra={bad: b"EVIL = 1\n"})
+    with pytest.raises(SystemExit, match="unsafe path"):
+        pack_release.pack_artifact(wheel, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.rglob("evil.py"))
+
+
+def test_not_a_wheel_is_refused(tmp_path):
+    garbage = tmp_path / "demo-1.0-py3-none-any.whl"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(SystemExit, match="not a wheel"):
+        pack_release.pack_artifact(garbage, tmp_path / "out")
+    no_dist_info = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(no_dist_info, "w") as zf:
+        zf.writestr("other/__init__.py", "")
+    with pytest.raises(SystemExit, match="dist-info"):
+        pack_release.pack_artifact(no_dist_info, tmp_path / "out")
+    text = tmp_path / "demo.txt"
+    text.write_text("x\n")
+    with pytest.raises(SystemExit, match="neither a wheel"):
+        pack_release.pack_artifact(text, tmp_path / "out")
+    with pytest.raises(SystemExit, match="does not exist"):
+        pack_release.pack_artifact(tmp_path / "nowhere.whl", tmp_path / "out")
+
+
+BACKEND = '''
+import os, zipfile
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if os.path.exists("FAIL"):
+        raise RuntimeError("this sdist does not build")
+    name = "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        zf.writestr("demo/__init__.py", open("demo/__init__.py").read())
+        zf.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n"
+                    "Requires-Dist: Flask>=3.0\\n")
+        zf.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\n"
+                    "Tag: py3-none-any\\n")
+        zf.writestr("demo-1.0.dist-info/RECORD", "")
+    return name
+'''
+
+
+def make_sdist(path: Path, fail: bool = False) -> Path:
+    """An sdist whose in-tree build backend needs nothing from an index: it builds offline."""
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": BACKEND,
+        "PKG-INFO": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo/__init__.py": "X = 1\n",
+        **({"FAIL": ""} if fail else {}),
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(f"demo-1.0/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path
+
+
+@pytest.fixture
+def offline_pip(tmp_path, monkeypatch):
+    """pip may not reach an index (any download fails) and caches nothing outside tmp_path."""
+    if importlib.util.find_spec("pip") is None:
+        pytest.skip(f"no pip for {sys.executable}")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
+
+
+def test_sdist_is_built_into_a_wheel_first(tmp_path, offline_pip):
+    result = pack_release.pack_artifact(make_sdist(tmp_path / "demo-1.0.tar.gz"), tmp_path / "out")
+    assert result["source"] == {"kind": "artifact", "commit": None, "artifact": "demo-1.0-py3-none-any.whl"}
+    found = members(result["archive"])
+    assert "demo/__init__.py" in found and "demo-1.0.dist-info/METADATA" in found
+    assert "pyproject.toml" not in found and "backend.py" not in found
+    assert read_member(result["archive"], "requirements.txt").splitlines()[1:] == ["Flask>=3.0"]
+
+
+def test_sdist_that_does_not_build_is_a_clear_error(tmp_path, offline_pip):
+    sdist = make_sdist(tmp_path / "demo-1.0.tar.gz", fail=True)
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack_artifact(sdist, tmp_path / "out")
+    message = str(excinfo.value.code)
+    assert message.startswith(f"pack_release: pip could not build a wheel from {sdist}: ")
+    assert "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_artifact_on_the_command_line(wheel, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "out"), "--artifact", str(wheel), "--salt", "pyuwsgi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["source"] == {"kind": "artifact", "commit": None, "artifact": wheel.name}
+    assert result == pack_release.pack_artifact(wheel, tmp_path / "out", "pyuwsgi")
