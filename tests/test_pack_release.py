@@ -306,7 +306,7 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert set(result) == {"digest", "archive", "files", "requirements_digest", "source"}
+    assert set(result) == {"digest", "archive", "files", "requirements_digest", "requirements_file", "source"}
     assert result["source"] == {"kind": "dir", "commit": None, "artifact": None}
     assert result["files"] == 5
     assert Path(result["archive"]).is_file()
@@ -351,6 +351,20 @@ def test_requirements_digest_follows_the_salt_and_is_absent_without_a_file(tmp_p
     (src / "requirements.txt").write_text("Flask==3.1.3\n")
     assert req_digest(src, tmp_path / "o", "pyuwsgi==2.0.30") != req_digest(src, tmp_path / "o", "pyuwsgi==2.0.31")
     assert pack_release.pack(src, tmp_path / "o")["requirements_digest"] is None
+
+
+def test_requirements_file_is_a_copy_named_by_its_digest(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "requirements.txt").write_text("Flask==3.1.3\n")
+    first = pack_release.pack(src, tmp_path / "o", "salt", (), "requirements.txt")
+    assert Path(first["requirements_file"]).read_text() == "Flask==3.1.3\n"
+    assert Path(first["requirements_file"]).name.startswith(first["requirements_digest"])
+    (src / "requirements.txt").write_text("Flask==3.1.2\n")
+    second = pack_release.pack(src, tmp_path / "o", "salt", (), "requirements.txt")
+    assert Path(second["requirements_file"]).read_text() == "Flask==3.1.2\n"
+    assert Path(first["requirements_file"]).read_text() == "Flask==3.1.3\n"
+    assert pack_release.pack(src, tmp_path / "o")["requirements_file"] is None
 
 
 def test_missing_requirements_file_is_an_error(tmp_path):

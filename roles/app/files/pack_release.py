@@ -6,6 +6,7 @@
 
 Prints one JSON object: {"digest": <sha256 hex>, "archive": <path>, "files": <count>,
 "requirements_digest": <sha256 hex of the requirements file and the salt, or null>,
+"requirements_file": <a copy of that requirements file in OUTDIR, or null>,
 "source": {"kind": "dir"|"git"|"artifact", "commit": <sha or null>, "artifact": <wheel name or null>}}.
 
 Three kinds of source, each turned into a directory tree that is then packed the same way:
@@ -171,11 +172,20 @@ def pack_tree(
         with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
             gz.write(raw)
         os.replace(tmp, archive)
+    req_file = None
+    if req_digest:
+        # A copy on the controller, for what needs the requirements outside the archive (a wheelhouse).
+        req_file = outdir / f"{req_digest}.requirements.txt"
+        if not req_file.exists():
+            tmp = req_file.with_suffix(f".tmp{os.getpid()}")
+            shutil.copyfile(src / requirements, tmp)
+            os.replace(tmp, req_file)
     return {
         "digest": digest,
         "archive": str(archive),
         "files": count,
         "requirements_digest": req_digest,
+        "requirements_file": str(req_file) if req_file else None,
         "source": source,
     }
 
