@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hello import default_settings, views
+from hello import db, default_settings, views
 
 # Settings taken verbatim from HELLO_* environment variables: Flask would otherwise parse
 # them as JSON and turn, say, HELLO_RELEASE_ID=20240101 or a numeric key into an int.
@@ -59,6 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if any(hops.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **hops)  # type: ignore[method-assign]
 
+    db.init_app(app)
     app.register_blueprint(views.bp)
     return app
 

@@ -19,3 +19,5 @@ PROXY_FIX_X_HOST = 0
 PROXY_FIX_X_PREFIX = 0
 # Text shown on the front page.
 GREETING = "Hello from a WSGI fleet"
+# SQLite file of the visit counter; None: hello.sqlite in the instance folder.
+DATABASE: str | None = None

@@ -1,10 +1,12 @@
-"""Routes: the front page, a health check and a request echo for proxy checks."""
+"""Routes: the front page, a health check, a request echo for proxy checks and a visit counter."""
 
 from __future__ import annotations
 
 import socket
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from hello import db
 
 bp = Blueprint("hello", __name__)
 
@@ -54,5 +56,13 @@ def whoami() -> Response:
         host=request.host,
         x_forwarded_for=request.headers.get("X-Forwarded-For"),
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/visits")
+def visits() -> Response:
+    """Count a visit in the instance folder's database; the new total."""
+    response = jsonify(visits=db.count_visit())
     response.headers["Cache-Control"] = "no-store"
     return response
