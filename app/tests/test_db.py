@@ -8,7 +8,7 @@ from flask import Flask
 
 import hello
 
-from conftest import TEST_KEY
+TEST_KEY = "test-secret-key"
 
 
 @pytest.fixture
