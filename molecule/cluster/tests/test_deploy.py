@@ -78,6 +78,29 @@ def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source)
         app = scenario_host(name)
         venvs = {app.check_output(f"readlink -f /srv/hello/releases/{r}/venv") for r in (first_release, rel)}
         assert len(venvs) == 1, (name, venvs)
+    assert_hooks_ran(new, first_release, "deploy")
+
+
+def hook_lines(release: str) -> dict[str, list[str]]:
+    """Host -> the lines its hooks logged for `release` (shared/data/hooks.log)."""
+    return {name: [line for line in scenario_host(name).check_output("cat /srv/hello/shared/data/hooks.log").splitlines()
+                   if line.split()[-1:] == [release] or f" {release} " in line]
+            for name in APPS}
+
+
+def assert_hooks_ran(now: dict[str, str], previous: str, action: str, once_before: int = 0) -> None:
+    """The every-host hooks ran once on each host, the run-once hook once in the whole fleet (on
+    the first host; once_before: its lines for this release from earlier runs), as the app user,
+    in the release directory, told the release, the previous one and the action."""
+    release = set(now.values()).pop()
+    lines = hook_lines(release)
+    once = [(name, line) for name, host_lines in lines.items() for line in host_lines if line.startswith("once ")]
+    assert len(once) == once_before + 1, lines
+    assert once.count((APPS[0], f"once before_switch {release}")) >= 1, lines
+    for name, host_lines in lines.items():
+        for phase in ("before_switch", "after_switch"):
+            want = f"{phase} {action} {previous} {release} hello /srv/hello/releases/{release}"
+            assert host_lines.count(want) == 1, (name, want, host_lines)
 
 
 def test_broken_release_stops_at_the_first_host_and_rolls_it_back(host, first_release, tmp_path):
@@ -103,11 +126,14 @@ def test_broken_release_stops_at_the_first_host_and_rolls_it_back(host, first_re
 
 
 def test_rollback_returns_every_host_under_load(host, first_release):
+    before = set(releases_seen(host).values()).pop()
     load, _ = under_load(lambda: playbook("playbooks/rollback.yml"), seconds=120)
     record_figure("rollback", {"load_total": load["requests"], "load_failed": load["failed"]})
     assert load["failed"] == 0, load
     back = releases_seen(host)
     assert set(back) == set(APPS) and set(back.values()) == {first_release}, back
+    # The first converge ran the run-once hook for this release already.
+    assert_hooks_ran(back, before, "rollback", once_before=1)
 
 
 def test_status_reports_release_and_health(host, first_release):
