@@ -20,6 +20,13 @@ import pytest
 from scriptload import load_module
 
 SCRIPT = Path(__file__).resolve().parent.parent / "roles" / "app" / "files" / "pack_release.py"
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """pack_release.py run as a script, as the app role runs it."""
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
 MTIME = 1_600_000_000  # a fixed, recognisable modification time
 
 pack_release = load_module("wsgideploy_pack_release", SCRIPT)
@@ -297,13 +304,7 @@ def test_a_changed_source_gets_a_second_archive(src, tmp_path):
 def test_runs_as_a_script_and_prints_json(src, tmp_path):
     (src / "debug.log").write_text("noise\n")
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), "--src", str(src), "--salt=requirements pyuwsgi", "--exclude=*.log"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_script(str(out), "--src", str(src), "--salt=requirements pyuwsgi", "--exclude=*.log")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert set(result) == {"digest", "archive", "files", "requirements_digest", "requirements_file", "source"}
@@ -317,13 +318,7 @@ def test_runs_as_a_script_and_prints_json(src, tmp_path):
 
 def test_script_exits_non_zero_naming_a_missing_source(tmp_path):
     missing = tmp_path / "nowhere"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "out"), "--src", str(missing)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_script(str(tmp_path / "out"), "--src", str(missing))
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert str(missing) in proc.stderr
@@ -599,25 +594,13 @@ def test_tree_extraction_stays_inside(tmp_path, entries):
 
 def test_git_on_the_command_line(repo, tmp_path):
     out = tmp_path / "cache" / "out"
-    ok = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), "--git", str(repo), "--ref=v1", "--requirements=requirements.txt"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ok = run_script(str(out), "--git", str(repo), "--ref=v1", "--requirements=requirements.txt")
     assert ok.returncode == 0, ok.stderr
     result = json.loads(ok.stdout)
     assert result["source"] == {"kind": "git", "commit": head(repo), "artifact": None}
     assert result["requirements_digest"] is not None and Path(result["archive"]).is_file()
 
-    bad = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), "--git", str(repo), "--ref", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = run_script(str(out), "--git", str(repo), "--ref", "nope")
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.startswith("pack_release: ") and bad.stderr.count("\n") == 1
     assert "nope" in bad.stderr and str(repo) in bad.stderr
@@ -840,13 +823,7 @@ def test_sdist_that_does_not_build_is_a_clear_error(tmp_path, offline_pip):
 
 
 def test_artifact_on_the_command_line(wheel, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "out"), "--artifact", str(wheel), "--salt", "pyuwsgi"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_script(str(tmp_path / "out"), "--artifact", str(wheel), "--salt", "pyuwsgi")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["source"] == {"kind": "artifact", "commit": None, "artifact": wheel.name}
