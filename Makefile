@@ -11,8 +11,12 @@ export PY_COLORS ?= 0
 SCENARIOS ?= default cluster
 DEMO_URL ?= https://127.0.0.1:8443/
 DEMO_HTTP_URL ?= http://127.0.0.1:8080/
+# make bench: the bench scenario's molecule state (inventory included), where bench.py finds it;
+# molecule looks at that scenario only (MOLECULE_GLOB), so no other scenario sees this state.
+BENCH_EPHEMERAL ?= $(CURDIR)/.cache/molecule-bench
+BENCH_ARGS ?=
 
-.PHONY: help bootstrap demo down status test lint unit molecule
+.PHONY: help bootstrap demo down status test lint unit molecule bench
 
 help:
 	@echo "make demo   bring up the local cluster (1 lb + 3 app hosts) and deploy the app ($(DEMO_URL))"
@@ -20,6 +24,7 @@ help:
 	@echo "make down   remove the demo hosts"
 	@echo "make status release and instance health of every demo app host"
 	@echo "make lint | unit | molecule   the parts of make test"
+	@echo "make bench  reload modes and deploys under load on one app host, as ratios (bench-results.json)"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -47,3 +52,13 @@ unit: bootstrap
 
 molecule: bootstrap
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s" || exit 1; done
+
+# Not part of make test: a benchmark (figures of one run, as ratios). The host is destroyed at the
+# end whatever happened.
+bench: bootstrap
+	@export MOLECULE_EPHEMERAL_DIRECTORY="$(BENCH_EPHEMERAL)" MOLECULE_GLOB=molecule/bench/molecule.yml; \
+	  trap 'echo "== molecule destroy -s bench"; molecule destroy -s bench >/dev/null || echo "molecule destroy -s bench failed"' EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  echo "== molecule converge -s bench"; \
+	  molecule converge -s bench; \
+	  python molecule/bench/bench.py --output "$(CURDIR)/bench-results.json" $(BENCH_ARGS)
