@@ -17,11 +17,13 @@ constant rate over 4 connections, bounded by --duration seconds and duration x r
   D  chain       deploy a release with the earlier requirements: another virtualenv, so the chain
                  reload falls back to a graceful one (the virtualenv exists: nothing to install)
 
-Figures per step: requests failed / total, latency p50 / p99 / max, wall time of the action.
+Figures per step: requests failed / total, latency p50 / p99 / max, wall time of the action, and
+the machine's load average when the step ended (other work on the machine skews the figures).
 Ratios: chain / graceful (p99, max, deploy time), restart / graceful, requirements deploy /
-code-only deploy. The table is printed as markdown and written as JSON (--output).
+code-only deploy. The table is printed as markdown and written as JSON (--output). A step whose
+action outlasted its load is marked: its reload may have happened after the load ended.
 
-    MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--duration 120] [--rate 20]
+    MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--duration 180] [--rate 20]
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def step(name: str, what: str, action, args) -> dict:
         "rate_achieved": summary.get("rate_achieved"),
         "wall_s": timing["wall_s"],
         "action_inside_load": inside,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "journal": reloads_since(since),
     }
     if not inside:
@@ -159,24 +162,27 @@ def fmt(value) -> str:
 
 def markdown(results: dict) -> str:
     rows = [
-        "| step | reload | failed / total | p50 ms | p99 ms | max ms | action s |",
-        "|---|---|---|---|---|---|---|",
+        "| step | reload | failed / total | p50 ms | p99 ms | max ms | action s | load avg |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key in ("A", "C", "R", "B", "D"):
         s = results["steps"][key]
         lat = s["latency_ms"] or {}
         rows.append(
             f"| {key}: {s['what']} | {s['reload']} | {s['failed']} / {s['requests']} | {fmt(lat.get('p50'))} | "
-            f"{fmt(lat.get('p99'))} | {fmt(lat.get('max'))} | {fmt(s['wall_s'])} |"
+            f"{fmt(lat.get('p99'))} | {fmt(lat.get('max'))} | {fmt(s['wall_s'])}{'' if s['action_inside_load'] else ' (!)'} | "
+            f"{fmt(s['loadavg_1m'])} |"
         )
     rows += ["", "| ratio | value |", "|---|---|"]
     rows += [f"| {name} | {fmt(value)} |" for name, value in results["ratios"].items()]
+    if not all(s["action_inside_load"] for s in results["steps"].values()):
+        rows += ["", "(!) the action outlasted the load: its reload may be missing from the figures (raise --duration)"]
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=120, help="seconds of load per step (30..300)")
+    parser.add_argument("--duration", type=int, default=180, help="seconds of load per step (30..300)")
     parser.add_argument("--rate", type=int, default=20, help="requests a second (1..50)")
     parser.add_argument("--output", default=str(PROJECT / "bench-results.json"), help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -259,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "params": {"url": URL, "rate": args.rate, "duration_s": args.duration, "requests_cap": args.duration * args.rate,
-                   "concurrency": 4, "instances": len(INSTANCES), "host": APP_HOST},
+                   "concurrency": 4, "instances": len(INSTANCES), "host": APP_HOST, "cpus": os.cpu_count(),
+                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         "steps": steps,
         "switch_to_chain": switch,
         "ratios": {
