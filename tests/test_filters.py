@@ -280,9 +280,12 @@ def test_unsupported_types_raise_type_error(value):
 # --- FilterModule --------------------------------------------------------------------------------
 
 
-def test_filter_module_maps_both_names():
+def test_filter_module_maps_every_name():
     mapping = filters.FilterModule().filters()
-    assert mapping == {"wsgi_instances": wsgi_instances, "python_literal": python_literal}
+    assert mapping == {"wsgi_instances": wsgi_instances, "python_literal": python_literal,
+                       "wsgi_release_stack": filters.wsgi_release_stack,
+                       "wsgi_rollback_release": filters.wsgi_rollback_release,
+                       "wsgi_releases_to_keep": filters.wsgi_releases_to_keep}
 
 
 @pytest.mark.ansible
@@ -317,3 +320,55 @@ def test_filters_work_inside_ansible(ansible, project_root):
     assert ast.literal_eval(msg["settings"]) == settings
     assert [i["nginx"] for i in msg["instances"]] == ["127.0.0.1:8000", "127.0.0.1:8001"]
     assert [i["listen"] for i in msg["instances"]] == ["0.0.0.0:8000", "0.0.0.0:8001"]
+
+
+# --- the activation history: deploys push, rollbacks step back, pruning keeps what they need -----
+
+stack_after = filters.wsgi_release_stack
+rollback_release = filters.wsgi_rollback_release
+to_keep = filters.wsgi_releases_to_keep
+
+
+def test_deploys_push_releases_and_a_redeploy_moves_one_up():
+    stack = []
+    for release in ("a", "b", "c"):
+        stack = stack_after(stack, release)
+    assert stack == ["a", "b", "c"]
+    assert stack_after(stack, "a") == ["b", "c", "a"]
+    assert stack_after(stack, "c") == ["a", "b", "c"]  # a re-run changes nothing
+
+
+def test_a_second_rollback_steps_further_back():
+    stack = ["a", "b", "c"]
+    assert rollback_release(stack, "c") == "b"
+    stack = stack_after(stack, "b", rollback=True)
+    assert stack == ["a", "b"]
+    assert rollback_release(stack, "b") == "a"
+    stack = stack_after(stack, "a", rollback=True)
+    assert stack == ["a"]
+    assert rollback_release(stack, "a") == ""
+    # A deploy after rollbacks starts a new branch of the history.
+    assert stack_after(stack, "d") == ["a", "d"]
+
+
+def test_a_rollback_to_a_release_never_activated_is_pushed():
+    assert stack_after(["a", "b"], "x", rollback=True) == ["a", "b", "x"]
+
+
+def test_rollback_target_when_current_was_moved_by_hand():
+    # The active release is not the top of the history: the top is where a rollback goes.
+    assert rollback_release(["a", "b"], "zzz") == "b"
+    assert rollback_release([], "") == ""
+
+
+def test_pruning_keeps_the_newest_the_rollback_target_and_the_extras():
+    stack = ["a", "b", "c", "d", "e"]
+    assert set(to_keep(stack, 1, ["e"])) == {"e", "d"}  # d: the rollback target, even with keep 1
+    assert set(to_keep(stack, 3, [])) == {"c", "d", "e"}
+    assert set(to_keep(stack, 2, ["a", ""])) == {"a", "d", "e"}  # a: active before the run
+
+
+@pytest.mark.parametrize("keep", [0, -1, "x"])
+def test_pruning_refuses_a_keep_below_one(keep):
+    with pytest.raises(ValueError, match="app_keep_releases"):
+        to_keep(["a"], keep, [])

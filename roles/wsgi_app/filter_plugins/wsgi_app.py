@@ -4,6 +4,10 @@ wsgi_instances: the app server processes of one host, derived from the app defin
 server, the process manager, the app host's nginx and the load balancer agree on names and addresses.
 
 python_literal: a value rendered as a Python literal, for the app's Python settings file.
+
+wsgi_release_stack, wsgi_rollback_release, wsgi_releases_to_keep: the activation history of a
+host's releases (oldest first; each release that passed the health gate), what a rollback picks
+from it, and which releases pruning keeps.
 """
 
 from __future__ import annotations
@@ -90,6 +94,48 @@ def python_literal(value: Any) -> str:
     raise TypeError(f"python_literal: cannot render {type(value).__name__} as a Python literal")
 
 
+def wsgi_release_stack(stack: list[str], release: str, rollback: bool = False) -> list[str]:
+    """The activation history after `release` passed the gate.
+
+    A deploy puts the release on top (an earlier activation of the same release moves up). A
+    rollback steps back: the history is cut after the release's last activation, so a second
+    rollback goes one release further back; a rollback to a release never activated here is
+    pushed like a deploy.
+    """
+    stack = [str(r) for r in stack or []]
+    release = str(release)
+    if rollback and release in stack:
+        return stack[: len(stack) - stack[::-1].index(release)]
+    return [r for r in stack if r != release] + [release]
+
+
+def wsgi_rollback_release(stack: list[str], active: str = "") -> str:
+    """The release a rollback picks: the one activated before the active one ('' if none)."""
+    stack = [str(r) for r in stack or []]
+    if stack and stack[-1] == active:
+        stack = stack[:-1]
+    below = [r for r in stack if r != active]
+    return below[-1] if below else ""
+
+
+def wsgi_releases_to_keep(stack: list[str], keep: int, also: list[str] | None = None) -> list[str]:
+    """The releases pruning keeps: the `keep` most recently activated ones, the one a rollback
+    would pick from there, and `also` (the new release, the one active before the run)."""
+    keep = _integer("app_keep_releases", keep)
+    if keep < 1:
+        raise ValueError(f"app_keep_releases must be at least 1, got {keep}")
+    stack = [str(r) for r in stack or []]
+    kept = stack[-keep:]
+    target = wsgi_rollback_release(stack, stack[-1] if stack else "")
+    return list(dict.fromkeys(kept + ([target] if target else []) + [str(r) for r in also or [] if r]))
+
+
 class FilterModule:
     def filters(self):
-        return {"wsgi_instances": wsgi_instances, "python_literal": python_literal}
+        return {
+            "wsgi_instances": wsgi_instances,
+            "python_literal": python_literal,
+            "wsgi_release_stack": wsgi_release_stack,
+            "wsgi_rollback_release": wsgi_rollback_release,
+            "wsgi_releases_to_keep": wsgi_releases_to_keep,
+        }
