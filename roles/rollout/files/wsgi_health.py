@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Ask one app server instance for its health page, bypassing nginx.
+"""Ask app server instances for their health page, bypassing nginx.
 
-    wsgi-health ADDRESS [--protocol http|uwsgi] [--path /healthz] [--expect-release ID] [--timeout 5]
+    wsgi-health ADDRESS... [--protocol http|uwsgi] [--path /healthz] [--expect-release ID]
+                           [--timeout 5] [--wait 0]
 
-ADDRESS is what the instance listens on: a unix socket path or host:port. The instance is healthy
+ADDRESS is what an instance listens on: a unix socket path or host:port. An instance is healthy
 when it answers 200 and, with --expect-release, its body names that release (so "healthy" means
-"the new code answers"). Prints one line; exit 0 healthy, 1 unhealthy, 2 usage.
+"the new code answers"). With --wait SECONDS every instance is asked again, once a second, until
+it is healthy or the time is up (all instances wait together, so the gate of a host takes at most
+SECONDS whatever their number). Prints one line per instance; exit 0 all healthy, 1 some
+unhealthy, 2 usage.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import socket
 import struct
 import sys
+import time
 
 
 def connect(address: str, timeout: float) -> socket.socket:
@@ -72,32 +77,45 @@ def fetch(address: str, protocol: str, path: str, timeout: float) -> tuple[int, 
     return int(status_line[1]), body
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("address")
-    parser.add_argument("--protocol", choices=["http", "uwsgi"], default="http")
-    parser.add_argument("--path", default="/healthz")
-    parser.add_argument("--expect-release", default="")
-    parser.add_argument("--timeout", type=float, default=5.0)
-    args = parser.parse_args(argv)
+def check(address: str, args: argparse.Namespace) -> tuple[bool, str]:
     try:
-        status, body = fetch(args.address, args.protocol, args.path, args.timeout)
+        status, body = fetch(address, args.protocol, args.path, args.timeout)
     except (OSError, ValueError) as exc:
-        print(f"unhealthy: {args.address}: {exc.__class__.__name__}: {exc}")
-        return 1
+        return False, f"unhealthy: {address}: {exc.__class__.__name__}: {exc}"
     if status != 200:
-        print(f"unhealthy: {args.address}: status {status}")
-        return 1
+        return False, f"unhealthy: {address}: status {status}"
     if args.expect_release:
         try:
             release = json.loads(body).get("release")
         except (ValueError, AttributeError):
             release = None
         if release != args.expect_release:
-            print(f"unhealthy: {args.address}: release {release!r}, expected {args.expect_release!r}")
-            return 1
-    print(f"healthy: {args.address}: status {status}" + (f", release {args.expect_release}" if args.expect_release else ""))
-    return 0
+            return False, f"unhealthy: {address}: release {release!r}, expected {args.expect_release!r}"
+    return True, f"healthy: {address}: status {status}" + (f", release {args.expect_release}" if args.expect_release else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("address", nargs="+")
+    parser.add_argument("--protocol", choices=["http", "uwsgi"], default="http")
+    parser.add_argument("--path", default="/healthz")
+    parser.add_argument("--expect-release", default="")
+    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--wait", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.wait
+    results: dict[str, tuple[bool, str]] = {}
+    pending = list(dict.fromkeys(args.address))
+    while True:
+        for address in pending:
+            results[address] = check(address, args)
+        pending = [a for a in pending if not results[a][0]]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    for address in args.address:
+        print(results[address][1])
+    return 1 if pending else 0
 
 
 if __name__ == "__main__":
