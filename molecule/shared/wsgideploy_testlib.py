@@ -111,3 +111,21 @@ def load_during(action, client: str, url: str, seconds: int, rate: int):
         worker.join(timeout=seconds + 120)
     assert not worker.is_alive(), "the load generator did not finish"
     return summary, result
+
+
+# What a failed change must leave as it was on an app host: config, units, settings, current, the
+# releases kept, the history, whether the instances run (not their PIDs: a failed host restarts
+# them on the restored state).
+APP_HOST_STATE = (
+    "cd / && sha256sum /etc/uwsgi/*/*.ini /etc/systemd/system/*.service /etc/systemd/system/*.target"
+    " /srv/*/shared/settings.py /srv/*/releases.json /etc/nginx/nginx.conf /etc/nginx/conf.d/*.conf 2>/dev/null;"
+    " readlink /srv/*/current; ls /srv/*/releases;"
+    " systemctl is-active $(ls /etc/systemd/system | grep -E '[.](service|target)$'); true"
+)
+# On a load balancer: the upstream files (a host left marked down shows here) and the site.
+LB_HOST_STATE = "sha256sum /etc/nginx/wsgideploy/*/*/*.conf /etc/nginx/conf.d/*.conf /etc/ansible/facts.d/*; true"
+
+
+def host_state(name: str, command: str = APP_HOST_STATE) -> str:
+    """A snapshot of a host's state (compare before and after a change that must not stick)."""
+    return scenario_host(name).check_output(command)

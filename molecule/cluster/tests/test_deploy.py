@@ -1,4 +1,6 @@
-"""Rolling deploys, the health gate and rollback, under constant load through the lb.
+"""Rolling deploys, the health gate and rollback, under constant load through the lb; and changes
+that break the app, sent through site.yml, which must fail the run, lose no request and leave
+every host as it was.
 
 Runs after test_cluster.py (file order), on the host topology it leaves behind.
 """
@@ -12,13 +14,32 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import load_during, playbook, record_figure, run_playbook, scenario_host
+from wsgideploy_testlib import (LB_HOST_STATE, host_state, load_during, playbook, record_figure, run_playbook,
+                                scenario_host)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-lb"
 APPS = ["wsgideploy-cluster-app1", "wsgideploy-cluster-app2", "wsgideploy-cluster-app3"]
 HTTPS = f"https://{LB}"
+# The cluster's own app settings (molecule.yml), as -e app_settings must repeat them.
+SETTINGS = {"GREETING": "Hello from the cluster", "PROXY_FIX_X_FOR": 2, "PROXY_FIX_X_PROTO": 2}
+
+
+def fleet_state() -> dict[str, str]:
+    state = {name: host_state(name) for name in APPS}
+    state[LB] = host_state(LB, LB_HOST_STATE)
+    return state
+
+
+def greetings(host, n: int = 30) -> dict[str, set]:
+    """Host -> the greetings its pages showed, from sequential requests through the lb."""
+    seen: dict[str, set] = {}
+    for _ in range(n):
+        page = host.check_output(f"curl -sk {HTTPS}/")
+        who = re.search(r"wsgideploy-cluster-app\d", page).group(0)
+        seen.setdefault(who, set()).add(re.search(r"<h1>(.*?)</h1>", page, re.S).group(1).strip())
+    return seen
 
 
 def releases_seen(host, n: int = 30) -> dict[str, str]:
@@ -103,26 +124,83 @@ def assert_hooks_ran(now: dict[str, str], previous: str, action: str, once_befor
             assert host_lines.count(want) == 1, (name, want, host_lines)
 
 
-def test_broken_release_stops_at_the_first_host_and_rolls_it_back(host, first_release, tmp_path):
-    good = set(releases_seen(host).values())
+def broken_change(host, name: str, *extra: str, seconds: int = 90) -> tuple[str, dict]:
+    """site.yml with a change that breaks the app, under constant load: it must fail, lose no
+    request, and leave every host (and the lb) exactly as it was. (output, load summary)"""
+    before, releases = fleet_state(), releases_seen(host)
+    load, (rc, out) = under_load(lambda: run_playbook("site.yml", *extra), seconds=seconds)
+    record_figure(name, {"load_total": load["requests"], "load_failed": load["failed"], "playbook_rc": rc})
+    assert rc != 0, out[-3000:]
+    assert load["failed"] == 0, load
+    assert load["requests"] >= seconds * 10 * 0.9, load
+    after = fleet_state()
+    for name_ in before:
+        assert after[name_] == before[name_], (name_, before[name_], after[name_])
+    assert releases_seen(host) == releases
+    return out, load
+
+
+def test_settings_that_do_not_compile_are_refused_before_any_change(host):
+    # `class` is an identifier but a keyword: only compiling the file finds out.
+    out, _ = broken_change(host, "broken_settings", "-e", json.dumps({"app_settings": {**SETTINGS, "class": 1}}), seconds=60)
+    assert "app_settings" in out and "SyntaxError" in out, out[-3000:]
+    # Refused while preparing: no host was drained or switched.
+    assert "Take the host out of every load balancer" not in out, out[-3000:]
+
+
+def test_a_renamed_callable_is_rolled_back_on_the_first_host(host):
+    out, _ = broken_change(host, "broken_callable", "-e", "wsgi_app_callable=hello:no_such_factory()")
+    assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
+    assert "Ask every instance for its health" in out  # the message names the failing check
+
+
+def test_an_app_that_raises_at_import_is_rolled_back_and_deleted(host, first_release, tmp_path):
     broken = app_copy(tmp_path, "app", lambda d: open(d / "hello" / "__init__.py", "a").write(
         "\nraise RuntimeError('broken release: fails at import')\n"))
-
-    load, (rc, out) = under_load(lambda: run_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={broken}"), seconds=90)
-    record_figure("broken_deploy", {"load_total": load["requests"], "load_failed": load["failed"], "playbook_rc": rc})
-    assert rc != 0
-    assert f"failed on {APPS[0]}" in out and "rollout stopped" in out, out[-3000:]
-    assert "Ask every instance for its health" in out  # the message names the failing check
-    # Only the first host was touched; it is back on the good release, and nothing was lost.
-    assert load["failed"] == 0, load
-    assert set(releases_seen(host).values()) == good
-    broken_id = re.search(r"Deploy of release (\w+) failed", out).group(1)
-    assert broken_id not in good
+    kept_before = {name: scenario_host(name).check_output("ls /srv/hello/releases").split() for name in APPS}
+    # keep 1: pruning before the gate would have removed the release to go back to.
+    out, _ = broken_change(host, "broken_import", "-e", f"wsgi_app_src={broken}", "-e", "app_keep_releases=1")
+    assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
+    broken_id = re.search(r"The change \(release (\w+)\) failed", out).group(1)
     for name in APPS:
         kept = scenario_host(name).check_output("ls /srv/hello/releases").split()
-        # app2 and app3 never got it; app1 deleted it after rolling back.
-        assert broken_id not in kept, (name, kept)
-        assert len(kept) == 2, (name, kept)
+        # app2 and app3 built it while preparing and never switched to it; app1 deleted it after
+        # rolling back. Nothing was pruned.
+        assert broken_id not in kept or name != APPS[0], (name, kept)
+        assert sorted(set(kept) - {broken_id}) == sorted(kept_before[name]), (name, kept, kept_before[name])
+
+
+def test_a_batch_with_one_failing_host_finishes_the_others_and_keeps_a_drain(host):
+    """deploy_serial 2: app1 (drained by an operator) and app2 switch together; app2's change
+    fails. app1 finishes and stays drained, app2 is rolled back into rotation, app3 is never
+    touched."""
+    playbook("playbooks/drain.yml", "-e", f"drain={APPS[0]}")
+    lb = scenario_host(LB)
+    try:
+        new = {**SETTINGS, "GREETING": "Hello from batch two"}
+        callable_ = ("{{ 'hello:no_such_factory()' if inventory_hostname == '%s' else 'hello:create_app()' }}" % APPS[1])
+        load, (rc, out) = under_load(lambda: run_playbook(
+            "site.yml", "-e", json.dumps({"app_settings": new, "deploy_serial": 2, "wsgi_app_callable": callable_})),
+            seconds=90)
+        record_figure("batch_one_failing", {"load_total": load["requests"], "load_failed": load["failed"], "playbook_rc": rc})
+        assert rc != 0 and f"failed on {APPS[1]}" in out, out[-3000:]
+        assert load["failed"] == 0, load
+        seen = greetings(host)
+        # app1 is still drained (the operator's drain survived the switch), app2 is back, on its
+        # old settings, and app3 was never changed.
+        assert APPS[0] not in seen, seen
+        assert seen.get(APPS[1]) == {"Hello from the cluster"} and seen.get(APPS[2]) == {"Hello from the cluster"}, seen
+        assert "down" in lb.check_output(f"cat /etc/nginx/wsgideploy/hello/app/{APPS[0]}.conf")
+        assert "down" not in lb.check_output(f"cat /etc/nginx/wsgideploy/hello/app/{APPS[1]}.conf")
+        # app1 finished its switch although its batch-mate failed.
+        app1 = scenario_host(APPS[0])
+        assert "Hello from batch two" in app1.check_output("curl -s localhost/")
+    finally:
+        playbook("playbooks/drain.yml", "-e", f"undrain={APPS[0]}")
+    # Back to the inventory's settings: only app1 has a change pending.
+    out = playbook("site.yml")
+    assert "Switch the running app hosts" in out
+    assert greetings(host) == {name: {"Hello from the cluster"} for name in APPS}
 
 
 def test_rollback_returns_every_host_under_load(host, first_release):
@@ -134,6 +212,13 @@ def test_rollback_returns_every_host_under_load(host, first_release):
     assert set(back) == set(APPS) and set(back.values()) == {first_release}, back
     # The first converge ran the run-once hook for this release already.
     assert_hooks_ran(back, before, "rollback", once_before=1)
+
+    # Each host's history now holds nothing before the first release: a second rollback has
+    # nowhere to go, says so, and changes nothing.
+    state = fleet_state()
+    rc, out = run_playbook("playbooks/rollback.yml")
+    assert rc != 0 and "nothing to roll back to" in out, out[-3000:]
+    assert fleet_state() == state
 
 
 def test_status_reports_release_and_health(host, first_release):
