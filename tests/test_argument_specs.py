@@ -1,7 +1,8 @@
 """Bad role input fails in the play's first task, before any change, naming the variable.
 
 playbooks/app.yml validates the variables of every role it will run against that role's
-meta/argument_specs.yml in one pre-task. These tests run the play against a throwaway inventory
+meta/argument_specs.yml in one pre-task, then (playbooks/tasks/validate-input.yml) what specs
+cannot say: bounds of numbers, app_settings keys, deploy_serial, files on the controller. These tests run the play against a throwaway inventory
 whose one app host is the controller itself, so they are fenced in three ways:
 
 * always `--check`, and `--limit target` with `wsgideploy_app_group=app` (the throwaway host only);
@@ -202,3 +203,102 @@ def test_good_input_gets_past_validation(play):
     assert task != VALIDATION_TASK and task == run.tasks[-1], run
     assert result.get("rc") == 1 and not result.get("module_stdout"), run
     assert run.recap()["changed"] == 0, run
+
+
+# ------------------------------------------------------------------ bounds, names, files, deploy_serial
+# What argument specs cannot express: playbooks/tasks/validate-input.yml, right after the specs.
+
+INPUT_TASKS = [
+    "Check every number against its bounds",
+    "Check the names (settings keys, socket owner)",
+    "Check deploy_serial (a positive number of hosts or a percentage)",
+    "Check the files the roles read on the controller",
+]
+NUMBERS, NAMES, SERIAL, FILES = INPUT_TASKS
+
+BAD_VALUES = [
+    pytest.param({"app_keep_releases": 0}, NUMBERS, ["app_keep_releases", "got 0"], id="keep-releases-0"),
+    pytest.param({"wsgi_app_base_port": 70000}, NUMBERS, ["wsgi_app_base_port", "70000"], id="port-70000"),
+    pytest.param({"lb_https_port": 0}, NUMBERS, ["lb_https_port", "got 0"], id="lb-port-0"),
+    pytest.param({"uwsgi_processes": -2, "uwsgi_harakiri": -1}, NUMBERS,
+                 ["uwsgi_processes", "-2", "uwsgi_harakiri", "-1"], id="two-at-once"),
+    pytest.param({"nginx_worker_processes": "lots"}, NUMBERS, ["nginx_worker_processes", "lots"], id="worker-processes"),
+    pytest.param({"app_settings": {"bad key": 1, "OK": 2}}, NAMES, ["app_settings", "bad key"], id="settings-key"),
+    pytest.param({"deploy_serial": "abc"}, SERIAL, ["deploy_serial", "abc"], id="serial-abc"),
+    pytest.param({"lb_tls_cert_src": "/nonexistent/wsgideploy.crt"}, FILES,
+                 ["lb_tls_cert_src", "/nonexistent/wsgideploy.crt"], id="missing-cert"),
+    pytest.param({"wsgi_app_source": "artifact", "wsgi_app_artifact": "/nonexistent/app-1.0-py3-none-any.whl"}, FILES,
+                 ["wsgi_app_artifact"], id="missing-artifact"),
+]
+
+
+@pytest.mark.parametrize(("extra", "task", "words"), BAD_VALUES)
+def test_out_of_bounds_input_fails_before_any_role(play, extra, task, words):
+    run = Run(play(**extra))
+
+    assert run.proc.returncode != 0, run
+    assert run.tasks[0] == VALIDATION_TASK, run
+    failures = run.failures()
+    assert failures and failures[0][0] == task, run
+    message = str(failures[0][2].get("msg", ""))
+    for word in words:
+        assert word in message, run
+    # Nothing but validation ran: no role started.
+    assert set(run.tasks) <= {VALIDATION_TASK, *INPUT_TASKS}, run
+    assert run.recap()["changed"] == 0, run
+
+
+def test_input_at_the_bounds_gets_past_validation(play, tmp_path):
+    """Positive control of the bounds: the extreme good values pass every check."""
+    cert = tmp_path / "lb.crt"
+    cert.write_text("not checked for content\n")
+    run = Run(play(app_keep_releases=1, wsgi_app_base_port=65535, lb_http_port=1, uwsgi_harakiri=0,
+                   nginx_worker_processes="auto", deploy_serial="100%", app_settings={"_OK": 1, "Name2": 2},
+                   lb_tls_cert_src=str(cert), wsgi_app_src=str(tmp_path)))
+
+    assert run.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], run
+    failures = run.failures()
+    assert failures and failures[0][0] not in (VALIDATION_TASK, *INPUT_TASKS), run
+
+
+@pytest.fixture
+def lb_play(ansible, tmp_path, project_root):
+    """`lb_play(**extra_vars)`: playbooks/lb.yml in check mode, `target` being the one lb."""
+    inventory = tmp_path / "lb-inventory.yml"
+    inventory.write_text(
+        textwrap.dedent(
+            f"""\
+            all:
+              children:
+                lb:
+                  hosts:
+                    target:
+                      ansible_connection: local
+                      ansible_python_interpreter: {json.dumps(sys.executable)}
+            """
+        )
+    )
+
+    def run(**extra_vars):
+        args = ["-i", inventory, project_root / "playbooks" / "lb.yml", "--check", "--limit", "target",
+                "-e", json.dumps({"wsgideploy_lb_group": "lb"})]
+        if extra_vars:
+            args += ["-e", json.dumps(extra_vars)]
+        return Run(ansible("ansible-playbook", *args))
+
+    return run
+
+
+def test_lb_play_validates_its_roles_and_bounds(lb_play):
+    good = lb_play()
+    ok_items = [m["item"] for line in good.sections[0][1] if (m := OK_ITEM_RE.match(line))]
+    assert ok_items == ["wsgi_app", "nginx", "lb"], good
+    # The lb role's defaults (loaded with the play) pass the bounds; the first module task stops it.
+    assert good.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], good
+    assert good.failures()[0][0] not in (VALIDATION_TASK, *INPUT_TASKS), good
+
+    bad = lb_play(lb_https_port=70000, lb_tls_key_src="/nonexistent/lb.key")
+    failures = bad.failures()
+    assert bad.proc.returncode != 0 and failures[0][0] == NUMBERS, bad
+    assert "lb_https_port" in failures[0][2]["msg"] and "70000" in failures[0][2]["msg"], bad
+    assert bad.recap()["changed"] == 0, bad

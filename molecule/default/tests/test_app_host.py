@@ -12,6 +12,7 @@ import shlex
 import pytest
 
 APP = "hello"
+SOCKET_GROUP = f"{APP}-sock"  # wsgi_app_socket_group's default
 INSTANCES = [f"{APP}-0", f"{APP}-1"]
 ROOT = f"/srv/{APP}"
 
@@ -123,12 +124,12 @@ def test_unit_is_enabled_and_running(host, instance):
 
 
 @pytest.mark.parametrize("instance", INSTANCES)
-def test_socket_mode_0660_owned_by_app(host, instance):
+def test_socket_mode_0660_owned_by_app_and_socket_group(host, instance):
     sock = host.file(f"/run/{instance}/app.sock")
     assert sock.is_socket
     assert sock.mode == 0o660
     assert sock.user == APP
-    assert sock.group == APP
+    assert sock.group == SOCKET_GROUP
 
 
 CONNECT = (
@@ -143,6 +144,52 @@ def test_nginx_user_can_reach_the_socket_others_cannot(host):
     nobody = host.run("runuser -u nobody -- " + CONNECT.format(instance=INSTANCES[0]))
     assert nobody.rc != 0
     assert "Permission denied" in nobody.stderr
+
+
+def test_nginx_is_in_the_socket_group_not_the_app_group(host):
+    groups = host.check_output("id -Gn www-data").split()
+    assert SOCKET_GROUP in groups and APP not in groups, groups
+    # The running workers too (they pick their groups up when nginx reloads).
+    app_gid, socket_gid = (host.check_output(f"getent group {name}").split(":")[2] for name in (APP, SOCKET_GROUP))
+    workers = host.check_output("pgrep -u www-data -x nginx").split()
+    assert workers
+    for pid in workers:
+        worker_gids = host.check_output(f"grep ^Groups: /proc/{pid}/status").split()[1:]
+        assert socket_gid in worker_gids and app_gid not in worker_gids, worker_gids
+
+
+def as_www_data(host, command: str):
+    return host.run("runuser -u www-data -- sh -c " + shlex.quote(command))
+
+
+def test_nginx_user_reads_nothing_under_shared(host):
+    # shared/ holds the settings (secrets go there), the secret key and the app's data.
+    paths = host.check_output(f"find {ROOT}/shared").splitlines()
+    assert f"{ROOT}/shared/settings.py" in paths and len(paths) > 3, paths
+    readable = [p for p in paths if as_www_data(host, f"test -r {shlex.quote(p)}").rc == 0]
+    assert readable == [], readable
+    listing = as_www_data(host, f"ls {ROOT}/shared")
+    assert listing.rc != 0 and "Permission denied" in listing.stderr
+    settings = as_www_data(host, f"cat {ROOT}/shared/settings.py")
+    assert settings.rc != 0 and "Permission denied" in settings.stderr
+    # Through the release's links into shared/ (the instance folder) neither.
+    assert as_www_data(host, f"ls {ROOT}/current/instance/").rc != 0
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_nginx_user_traverses_the_runtime_dir_and_reaches_nothing_else(host, instance):
+    run = f"/run/{instance}"
+    assert host.file(run).mode == 0o751
+    assert {"app.sock", "stats.sock", "master.fifo", "master.started"} <= set(host.file(run).listdir())
+    listing = as_www_data(host, f"ls {run}")
+    assert listing.rc != 0 and "Permission denied" in listing.stderr
+    stats = host.run("runuser -u www-data -- " + CONNECT.replace("app.sock", "stats.sock").format(instance=instance))
+    assert stats.rc != 0 and "Permission denied" in stats.stderr
+    fifo = as_www_data(host, f"timeout 5 sh -c ': > {run}/master.fifo'")  # opens it, writes nothing
+    assert fifo.rc != 0 and "Permission denied" in fifo.stderr
+    assert as_www_data(host, f"cat {run}/master.started").rc != 0
+    # The master still answers its own user: the stats socket works for the app user.
+    assert host.run(f"runuser -u {APP} -- " + CONNECT.replace("app.sock", "stats.sock").format(instance=instance)).rc == 0
 
 
 def test_secret_key_file_is_private_to_the_app_user(host):

@@ -1,0 +1,127 @@
+"""Bad input given with -e fails before anything changes on the converged host, naming the variable.
+
+Each case runs site.yml (or playbooks/deploy.yml) with molecule's inventory against the converged
+host and expects: a non-zero exit, a failure message that names the variable, no task of a role
+that changes hosts in the output, and the same snapshot of the host before and after (config files,
+settings, current release, kept releases, users and groups, the PIDs and start times of the app's
+units and nginx). Every case fails in the validation at the start of the play (argument specs,
+then playbooks/tasks/validate-input.yml, or the wsgi_app role's own checks, which come before any
+other role), so each takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from wsgideploy_testlib import run_playbook
+
+APP = "hello"
+
+# One command, run on the host before and after each case.
+SNAPSHOT = f"""set -e
+cd /
+{{ find /etc/uwsgi /etc/nginx \\( -type f -o -type l \\); find /etc/systemd/system -path '*{APP}*' \\( -type f -o -type l \\); }} \\
+  | sort | while read -r f; do
+  if [ -L "$f" ]; then echo "$f -> $(readlink "$f")"; else echo "$f $(stat -c '%a %U:%G' "$f") $(sha256sum < "$f")"; fi
+done
+sha256sum /srv/{APP}/shared/settings.py /etc/passwd /etc/group
+echo "current $(readlink /srv/{APP}/current)"
+echo "releases $(ls /srv/{APP}/releases | tr '\\n' ' ')"
+for unit in $(systemctl list-units --all --plain --no-legend '{APP}*' | awk '{{print $1}}') nginx.service; do
+  echo "$unit $(systemctl show -p ActiveEnterTimestamp,MainPID "$unit" | tr '\\n' ' ')"
+  # A reload keeps the main PID but replaces the workers.
+  pid=$(systemctl show -p MainPID --value "$unit")
+  [ -z "$pid" ] || [ "$pid" = 0 ] || echo "$unit workers $(pgrep -P "$pid" | sort -n | tr '\\n' ' ')"
+done
+"""
+
+# Tasks that may run: validation, the app definition's checks. Nothing of a role that changes hosts.
+ALLOWED_TASK = re.compile(
+    r"^TASK \[(Gathering Facts|Validate the input of every role before any change|Check .*|The app definition, for the whole play"
+    r"|wsgi_app : .*)\]"
+)
+MISSING = "/nonexistent/wsgideploy-bad-input"
+
+# (id, playbook, extra vars, words the failure message must contain: the variable first)
+CASES = [
+    # Bounds (playbooks/tasks/validate-input.yml)
+    ("keep-releases-0", "site.yml", {"app_keep_releases": 0}, ["app_keep_releases", "got 0"]),
+    ("base-port-0", "site.yml", {"wsgi_app_base_port": 0}, ["wsgi_app_base_port", "got 0"]),
+    ("base-port-70000", "site.yml", {"wsgi_app_base_port": 70000}, ["wsgi_app_base_port", "70000"]),
+    ("lb-https-port-70000", "site.yml", {"lb_https_port": 70000}, ["lb_https_port", "70000"]),
+    ("lb-http-port-0", "site.yml", {"lb_http_port": 0}, ["lb_http_port", "got 0"]),
+    ("uwsgi-processes-0", "site.yml", {"uwsgi_processes": 0}, ["uwsgi_processes", "got 0"]),
+    ("instances-65", "site.yml", {"wsgi_app_instances": 65}, ["wsgi_app_instances", "65"]),
+    ("timeouts-several", "site.yml",
+     {"systemd_service_timeout_stop_sec": 0, "app_proxy_read_timeout": -5, "nginx_worker_connections": 0},
+     ["systemd_service_timeout_stop_sec", "app_proxy_read_timeout", "-5", "nginx_worker_connections"]),
+    ("worker-processes-word", "site.yml", {"nginx_worker_processes": "lots"}, ["nginx_worker_processes", "lots"]),
+    # Names
+    ("settings-key-space", "site.yml", {"app_settings": {"bad key": 1}}, ["app_settings", "bad key"]),
+    ("settings-key-keyword", "site.yml", {"app_settings": {"GREETING": "hi", "class": 1}}, ["app_settings", "class"]),
+    ("socket-group-is-app-group", "site.yml", {"wsgi_app_socket_group": APP}, ["wsgi_app_socket_group"]),
+    # Files on the controller
+    ("missing-cert", "site.yml", {"lb_tls_cert_src": f"{MISSING}.crt"}, ["lb_tls_cert_src", f"{MISSING}.crt"]),
+    ("missing-key", "site.yml", {"lb_tls_key_src": f"{MISSING}.key"}, ["lb_tls_key_src", f"{MISSING}.key"]),
+    ("missing-ca-bundle", "site.yml", {"app_pip_cert_src": f"{MISSING}-ca.pem"}, ["app_pip_cert_src", "-ca.pem"]),
+    ("ca-bundle-is-a-dir", "site.yml", {"app_pip_cert_src": "/etc"}, ["app_pip_cert_src", "not a file"]),
+    ("missing-artifact", "site.yml", {"wsgi_app_source": "artifact", "wsgi_app_artifact": f"{MISSING}-1.0-py3-none-any.whl"},
+     ["wsgi_app_artifact", "-1.0-py3-none-any.whl"]),
+    ("missing-source-dir", "site.yml", {"wsgi_app_src": f"{MISSING}-src"}, ["wsgi_app_src", "-src"]),
+    ("git-path-not-a-repo", "site.yml", {"wsgi_app_source": "git", "wsgi_app_git_repo": "/etc"},
+     ["wsgi_app_git_repo", "not a git repository"]),
+    # Choices and types (argument specs)
+    ("choice-listen", "site.yml", {"wsgi_app_listen": "carrier-pigeon"}, ["wsgi_app_listen", "carrier-pigeon"]),
+    ("choice-source", "site.yml", {"wsgi_app_source": "svn"}, ["wsgi_app_source", "svn"]),
+    ("choice-reload-mode", "site.yml", {"uwsgi_reload_mode": "sometimes"}, ["uwsgi_reload_mode", "sometimes"]),
+    ("type-processes", "site.yml", {"uwsgi_processes": "many"}, ["uwsgi_processes", "many"]),
+    ("type-keep-releases", "site.yml", {"app_keep_releases": "lots"}, ["app_keep_releases", "lots"]),
+    ("type-settings", "site.yml", {"app_settings": "GREETING=hi"}, ["app_settings", "mapping"]),
+    # The rolling deploy
+    ("deploy-serial-abc", "playbooks/deploy.yml", {"deploy_serial": "abc"}, ["deploy_serial", "abc"]),
+    ("deploy-serial-0", "playbooks/deploy.yml", {"deploy_serial": 0}, ["deploy_serial", "got 0"]),
+    ("deploy-serial-150pct", "playbooks/deploy.yml", {"deploy_serial": "150%"}, ["deploy_serial", "150%"]),
+    ("deploy-keep-releases-0", "playbooks/deploy.yml", {"app_keep_releases": 0}, ["app_keep_releases", "got 0"]),
+]
+
+
+@pytest.fixture(scope="module")
+def molecule_env():
+    if "MOLECULE_INVENTORY_FILE" not in os.environ:
+        pytest.skip("needs molecule's environment")
+
+
+def snapshot(host) -> str:
+    out = host.run(SNAPSHOT)
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+def failure_text(output: str) -> str:
+    """The failure messages of a run: [ERROR] lines and the results under fatal/failed."""
+    lines = output.splitlines()
+    keep = []
+    for n, line in enumerate(lines):
+        if line.startswith("[ERROR]") or re.match(r"^(fatal|failed): ", line):
+            keep.append(line)
+            keep.extend(body for body in lines[n + 1 : n + 40] if body.startswith(" "))
+    return "\n".join(keep)
+
+
+@pytest.mark.parametrize(("playbook", "extra", "words"), [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_bad_input_fails_before_any_change(host, molecule_env, playbook, extra, words):
+    before = snapshot(host)
+    rc, out = run_playbook(playbook, "-e", json.dumps(extra), timeout=300)
+    after = snapshot(host)
+
+    assert rc != 0, out[-4000:]
+    message = failure_text(out)
+    for word in words:
+        assert word in message, f"{word!r} not in the failure message:\n{message}\n--- output\n{out[-4000:]}"
+    ran = [line for line in out.splitlines() if line.startswith("TASK [")]
+    assert ran and all(ALLOWED_TASK.match(line) for line in ran), "\n".join(ran)
+    assert after == before, f"the host changed:\n--- before\n{before}\n--- after\n{after}"
+    assert re.search(r"changed=0\s", out), out[-2000:]
