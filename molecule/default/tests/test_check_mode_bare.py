@@ -3,10 +3,11 @@ completes, reports what it would change, and changes nothing."""
 
 from __future__ import annotations
 
-from wsgideploy_testlib import recap, run_playbook
+from wsgideploy_testlib import recap, run_playbook, scenario_host
 
+# The scenario's tests run against the app host (verifier option `hosts: app`); this one asks
+# the bare host itself, so it takes no `host` fixture.
 BARE = "wsgideploy-default-bare"
-testinfra_hosts = [f"ansible://{BARE}"]
 
 STATE = (
     "find /srv /etc/nginx /etc/uwsgi /etc/systemd/system /usr/local/lib/wsgideploy /var/lib/wsgideploy"
@@ -14,7 +15,8 @@ STATE = (
 )
 
 
-def test_check_diff_on_a_bare_host_completes_and_changes_nothing(host):
+def test_check_diff_on_a_bare_host_completes_and_changes_nothing():
+    host = scenario_host(BARE)
     before = host.check_output(STATE)
     rc, out = run_playbook("site.yml", "--check", "--diff", "-e", "wsgideploy_app_group=bare")
     assert rc == 0, out[-4000:]

@@ -8,8 +8,6 @@ import os
 
 from wsgideploy_testlib import playbook
 
-testinfra_hosts = ["ansible://wsgideploy-default-app"]
-
 
 def history(host) -> list[str]:
     return json.loads(host.check_output("cat /srv/hello/releases.json"))["stack"]
