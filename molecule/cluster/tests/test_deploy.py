@@ -7,6 +7,7 @@ Runs after test_cluster.py (file order), on the host topology it leaves behind.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -144,7 +145,8 @@ def broken_change(host, name: str, *extra: str, seconds: int = 90, prepared: str
         after = {h: "\n".join(line for line in state.splitlines() if line != new) for h, state in after.items()}
         before = {h: "\n".join(state.splitlines()) for h, state in before.items()}
     for name_ in before:
-        assert after[name_] == before[name_], (name_, before[name_], after[name_])
+        diff = "\n".join(difflib.unified_diff(before[name_].splitlines(), after[name_].splitlines(), lineterm=""))
+        assert after[name_] == before[name_], f"{name_} changed:\n{diff}\n{out[-3000:]}"
     assert releases_seen(host) == releases
     return out, load
 
