@@ -173,8 +173,11 @@ def test_an_app_that_raises_at_import_is_rolled_back_and_deleted(host, first_rel
     broken = app_copy(tmp_path, "app", lambda d: open(d / "hello" / "__init__.py", "a").write(
         "\nraise RuntimeError('broken release: fails at import')\n"))
     kept_before = {name: scenario_host(name).check_output("ls /srv/hello/releases").split() for name in APPS}
-    # keep 1: pruning before the gate would have removed the release to go back to.
+    # keep 1: pruning before the gate would have removed the release to go back to. No
+    # after_install hook: the scenario's hook imports the app and would refuse the release while
+    # preparing, before any switch; here the gate is what must catch it.
     out, _ = broken_change(host, "broken_import", "-e", f"wsgi_app_src={broken}", "-e", "app_keep_releases=1",
+                           "-e", json.dumps({"app_hooks_after_install": []}),
                            prepared=r"The change \(release (\w+)\) failed")
     assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
     broken_id = re.search(r"The change \(release (\w+)\) failed", out).group(1)
