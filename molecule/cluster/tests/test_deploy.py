@@ -138,6 +138,7 @@ def broken_change(host, name: str, *extra: str, seconds: int = 90, prepared: str
                          "playbook_seconds": round(time.monotonic() - start)})
     assert rc != 0, out[-3000:]
     assert load["failed"] == 0, load
+    assert load["duration_s"] >= time.monotonic() - start - 5, (load, "the load ended before the run")
     assert load["requests"] >= seconds * 10 * 0.9, load
     after = fleet_state()
     if prepared:
@@ -163,8 +164,9 @@ def test_settings_that_would_not_compile_are_refused_before_any_change(host):
 
 def test_a_renamed_callable_is_rolled_back_on_the_first_host(host, v2_source):
     # The fleet runs v2: the callable is the only change.
+    # The load lasts as long as the run (prepare, app1's switch, its gate and rollback).
     out, _ = broken_change(host, "broken_callable", "-e", f"wsgi_app_src={v2_source}",
-                           "-e", "wsgi_app_callable=hello:no_such_factory()")
+                           "-e", "wsgi_app_callable=hello:no_such_factory()", seconds=300)
     assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
     assert "Ask every instance for its health" in out  # the message names the failing check
 
@@ -177,7 +179,7 @@ def test_an_app_that_raises_at_import_is_rolled_back_and_deleted(host, first_rel
     # after_install hook: the scenario's hook imports the app and would refuse the release while
     # preparing, before any switch; here the gate is what must catch it.
     out, _ = broken_change(host, "broken_import", "-e", f"wsgi_app_src={broken}", "-e", "app_keep_releases=1",
-                           "-e", json.dumps({"app_hooks_after_install": []}),
+                           "-e", json.dumps({"app_hooks_after_install": []}), seconds=300,
                            prepared=r"The change \(release (\w+)\) failed")
     assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
     broken_id = re.search(r"The change \(release (\w+)\) failed", out).group(1)
