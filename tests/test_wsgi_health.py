@@ -16,12 +16,14 @@ health = load_module("wsgideploy_wsgi_health", SCRIPT)
 
 
 def serve(answer):
-    """A loopback server whose GET answers answer() -> (status, body); its host:port."""
+    """A loopback server whose GET answers answer() -> (status, body[, headers]); its host:port."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
-            status, body = answer()
+            status, body, *headers = answer()
             self.send_response(status)
+            for name, value in (headers[0] if headers else {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -56,7 +58,7 @@ def test_every_instance_must_answer_200_with_the_release(servers, capsys):
     out = capsys.readouterr().out
     assert f"unhealthy: {old}: release 'old', expected 'abc'" in out
     assert health.main([good, failing]) == 1
-    assert f"unhealthy: {failing}: status 500" in capsys.readouterr().out
+    assert f"unhealthy: {failing}: status 500 on /" in capsys.readouterr().out
     assert health.main(["127.0.0.1:1"]) == 1
 
 
@@ -76,3 +78,29 @@ def test_wait_gives_up_at_the_deadline(servers, capsys):
     assert health.main([failing, "--wait", "2"]) == 1
     assert 1.5 <= time.monotonic() - start < 5
     assert "status 503" in capsys.readouterr().out
+
+
+def test_the_release_header_needs_nothing_from_the_app(servers, capsys):
+    # Any 2xx page of an app that knows nothing of us; the release comes from the entry point's header.
+    plain = servers(lambda: (200, b"<html>welcome</html>", {"X-App-Release": "abc"}))
+    created = servers(lambda: (204, b"", {"x-app-release": "abc"}))
+    older = servers(lambda: (200, b"<html>welcome</html>", {"X-App-Release": "old"}))
+    assert health.main([plain, created, "--expect-release", "abc", "--path", "/"]) == 0
+    assert health.main([older, "--expect-release", "abc"]) == 1
+    assert f"unhealthy: {older}: release 'old', expected 'abc'" in capsys.readouterr().out
+    # The header wins over a body that says otherwise; another header name is honoured.
+    both = servers(lambda: (200, json.dumps({"release": "old"}).encode(), {"X-Release": "abc"}))
+    assert health.main([both, "--expect-release", "abc", "--release-header", "X-Release"]) == 0
+    # Without the header, a page that is not JSON names no release.
+    bare = servers(lambda: (200, b"<html>welcome</html>"))
+    assert health.main([bare, "--expect-release", "abc"]) == 1
+    assert "release None" in capsys.readouterr().out
+
+
+def test_a_page_that_fails_or_redirects_is_unhealthy(servers, capsys):
+    error = servers(lambda: (500, b"Internal Server Error", {"X-App-Release": "abc"}))
+    moved = servers(lambda: (302, b"", {"X-App-Release": "abc", "Location": "/login"}))
+    assert health.main([error, "--expect-release", "abc", "--path", "/"]) == 1
+    assert health.main([moved, "--expect-release", "abc", "--path", "/"]) == 1
+    out = capsys.readouterr().out
+    assert f"unhealthy: {error}: status 500 on /" in out and f"unhealthy: {moved}: status 302 on /" in out

@@ -45,8 +45,10 @@ def test_index_names_host_and_release(host, release):
     assert headers["content-type"].startswith("text/html")
     assert f'<span id="release">{release}</span>' in body
     assert f'<span id="host">{host.check_output("hostname")}</span>' in body
-    # The app answered (its own headers), behind nginx.
-    assert headers["x-app-release"] == release
+    # The app answered (its own headers), behind nginx; the release header is the gate's, hidden
+    # from clients unless wsgi_app_release_header_visible.
+    assert headers["x-app-host"] == host.check_output("hostname")
+    assert "x-app-release" not in headers
     assert headers["server"] == "nginx"  # server_tokens off: no version
 
 

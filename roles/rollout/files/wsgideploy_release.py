@@ -1,0 +1,84 @@
+"""The WSGI entry point the app servers load: the app's own callable, plus a release header.
+
+The app server (uWSGI, Gunicorn) is pointed at `wsgideploy_release:application` instead of the
+app's callable. At import, in each worker, this module:
+
+- imports the app's callable named by WSGIDEPLOY_CALLABLE (`module:name`, `module:obj.attr`, or
+  `module:factory()` to call an application factory without arguments); an import error is the
+  app server's error, as if it had loaded the app itself;
+- notes the release the worker runs: the first component of its working directory (the release
+  directory, `current` resolved) below WSGIDEPLOY_RELEASES (the releases directory).
+
+Every response then carries the header named by WSGIDEPLOY_RELEASE_HEADER (default X-App-Release)
+with that release id, replacing one the app may set itself. The collection's health gate reads it,
+so the app needs no health route of its own and knows nothing of the collection: any path that
+answers 2xx will do. Nothing else of the request or the response is touched (the app's iterable is
+returned as is, so close() and wsgi.file_wrapper keep working).
+
+Python standard library only; the module is installed outside the release (the app server's
+python path) and never imported by the app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+_SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)(?P<call>\(\))?$")
+
+
+def load(spec: str):
+    """The WSGI callable named by spec (`module:attr`, dotted attrs, `()` calls a factory)."""
+    match = _SPEC.match(spec.strip())
+    if not match:
+        raise ValueError(f"WSGIDEPLOY_CALLABLE {spec!r} is not module:callable or module:factory()")
+    obj = importlib.import_module(match["module"])
+    for part in match["attr"].split("."):
+        obj = getattr(obj, part)
+    if match["call"]:
+        obj = obj()
+    if not callable(obj):
+        raise TypeError(f"WSGIDEPLOY_CALLABLE {spec!r} is not callable")
+    return obj
+
+
+def release_of(cwd: str, releases: str) -> str:
+    """The release directory's name when cwd is inside releases/, else ''."""
+    cwd, releases = os.path.realpath(cwd), os.path.realpath(releases)
+    rel = os.path.relpath(cwd, releases)
+    if rel == "." or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return ""
+    return rel.split(os.sep, 1)[0]
+
+
+def wrap(app, header: str, release: str):
+    """app, with `header: release` on every response (the app's own header of that name dropped)."""
+    if not header or not release:
+        return app
+    lower = header.lower()
+
+    def application(environ, start_response):
+        def start(status, headers, exc_info=None):
+            headers = [(k, v) for k, v in headers if k.lower() != lower]
+            headers.append((header, release))
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    application.wsgideploy_release = release  # type: ignore[attr-defined]
+    application.wsgideploy_app = app  # type: ignore[attr-defined]
+    return application
+
+
+def from_environment(environ=os.environ):
+    releases = environ.get("WSGIDEPLOY_RELEASES", "")
+    release = release_of(os.getcwd(), releases) if releases else ""
+    app = load(environ["WSGIDEPLOY_CALLABLE"])
+    return wrap(app, environ.get("WSGIDEPLOY_RELEASE_HEADER", "X-App-Release"), release)
+
+
+if "WSGIDEPLOY_CALLABLE" in os.environ:
+    application = from_environment()

@@ -1,0 +1,101 @@
+"""wsgideploy_release: the entry point the app servers load, around an app that knows nothing of us."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+from scriptload import load_module
+
+SCRIPT = Path(__file__).resolve().parent.parent / "roles" / "rollout" / "files" / "wsgideploy_release.py"
+entry = load_module("wsgideploy_release_under_test", SCRIPT)
+
+
+class Body(list):
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def plain_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-App-Release", "the app's own")])
+    return Body([b"hi"])
+
+
+def call(app):
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, headers
+
+    body = app(environ, start_response)
+    return seen["status"], seen["headers"], body
+
+
+@pytest.fixture
+def fake_module(monkeypatch):
+    mod = types.ModuleType("thirdparty_site")
+    mod.app = plain_app
+    mod.factory = lambda: plain_app
+    mod.holder = types.SimpleNamespace(wsgi=plain_app)
+    mod.not_callable = 3
+    monkeypatch.setitem(sys.modules, "thirdparty_site", mod)
+    return mod
+
+
+def test_the_release_header_is_added_and_replaces_the_apps(fake_module):
+    app = entry.wrap(entry.load("thirdparty_site:app"), "X-App-Release", "20261201-abc")
+    status, headers, body = call(app)
+    assert status == "200 OK"
+    assert [v for k, v in headers if k.lower() == "x-app-release"] == ["20261201-abc"]
+    assert ("Content-Type", "text/plain") in headers
+    # The app's iterable itself comes back: close() reaches it.
+    assert isinstance(body, Body)
+    body.close()
+    assert body.closed
+
+
+@pytest.mark.parametrize("spec", ["thirdparty_site:app", "thirdparty_site:factory()", "thirdparty_site:holder.wsgi"])
+def test_callable_forms(fake_module, spec):
+    assert entry.load(spec) is plain_app
+
+
+@pytest.mark.parametrize(("spec", "error"), [("thirdparty_site:missing", AttributeError),
+                                             ("thirdparty_site:not_callable", TypeError),
+                                             ("no colon", ValueError),
+                                             ("no_such_module_anywhere:app", ImportError)])
+def test_a_bad_callable_fails_at_import(fake_module, spec, error):
+    with pytest.raises(error):
+        entry.load(spec)
+
+
+def test_release_is_the_directory_below_releases(tmp_path):
+    release = tmp_path / "releases" / "20261201T000000-abc"
+    (release / "pkg").mkdir(parents=True)
+    (tmp_path / "current").symlink_to(release)
+    assert entry.release_of(str(tmp_path / "current"), str(tmp_path / "releases")) == "20261201T000000-abc"
+    assert entry.release_of(str(release / "pkg"), str(tmp_path / "releases")) == "20261201T000000-abc"
+    assert entry.release_of(str(tmp_path), str(tmp_path / "releases")) == ""
+    assert entry.release_of(str(tmp_path / "releases"), str(tmp_path / "releases")) == ""
+
+
+def test_without_a_release_or_header_the_app_is_served_as_is():
+    assert entry.wrap(plain_app, "X-App-Release", "") is plain_app
+    assert entry.wrap(plain_app, "", "abc") is plain_app
+
+
+def test_from_environment(fake_module, tmp_path, monkeypatch):
+    release = tmp_path / "releases" / "r2"
+    release.mkdir(parents=True)
+    monkeypatch.chdir(release)
+    app = entry.from_environment({"WSGIDEPLOY_CALLABLE": "thirdparty_site:factory()",
+                                  "WSGIDEPLOY_RELEASES": str(tmp_path / "releases"),
+                                  "WSGIDEPLOY_RELEASE_HEADER": "X-Release"})
+    _, headers, _ = call(app)
+    assert ("X-Release", "r2") in headers and ("X-App-Release", "the app's own") in headers
