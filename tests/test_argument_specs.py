@@ -28,6 +28,13 @@ import yaml
 pytestmark = pytest.mark.ansible
 
 VALIDATION_TASK = "Validate the input of every role before any change"
+# Before it, the app definition (wsgi_app, which changes nothing) is loaded, so that its derived
+# variables (wsgi_app_shared, ...) may serve every other role's input; it checks its own spec.
+APP_DEFINITION = "The app definition, for the whole play"
+
+
+def prelude(task: str) -> bool:
+    return task == APP_DEFINITION or task.startswith("wsgi_app : ")
 # What the play validates, in order (playbooks/app.yml with the default server and process manager).
 VALIDATED_ROLES = ["wsgi_app", "base", "app", "uwsgi", "systemd_service", "nginx", "app_proxy"]
 
@@ -105,8 +112,22 @@ class Run:
     __repr__ = __str__
 
     @property
+    def prelude(self) -> list[str]:
+        """The app definition's tasks at the start of the play."""
+        tasks = [task for task, _ in self.sections]
+        n = 0
+        while n < len(tasks) and prelude(tasks[n]):
+            n += 1
+        return tasks[:n]
+
+    @property
+    def main_sections(self) -> list[tuple[str, list[str]]]:
+        return self.sections[len(self.prelude):]
+
+    @property
     def tasks(self) -> list[str]:
-        return [task for task, _ in self.sections]
+        """The tasks after the app definition's."""
+        return [task for task, _ in self.main_sections]
 
     def failures(self) -> list[tuple[str, str | None, dict]]:
         """Every failed host/item, in order: (task, item, result) with the result parsed."""
@@ -155,6 +176,15 @@ def test_bad_input_fails_in_validation_before_any_change(play, variable, value, 
     run = Run(play(**{variable: value}))
 
     assert run.proc.returncode != 0, run
+    assert run.prelude and run.prelude[0] == APP_DEFINITION, run
+    if role == "wsgi_app":
+        # The app definition checks its own spec when it is loaded, first; nothing runs after it.
+        assert run.tasks == [], run
+        failures = run.failures()
+        assert failures and failures[0][0].startswith("wsgi_app : Validating arguments against arg spec"), run
+        assert variable in str(failures[0][2].get("msg", "")), run
+        assert run.recap()["changed"] == 0 and run.recap()["failed"] == 1, run
+        return
 
     # The first task of the play is the validation, and it is the one that failed.
     assert run.tasks, run
@@ -187,7 +217,7 @@ def test_good_input_gets_past_validation(play):
     run = Run(play())
 
     assert run.tasks[0] == VALIDATION_TASK, run
-    validation_lines = run.sections[0][1]
+    validation_lines = run.main_sections[0][1]
     assert not [line for line in validation_lines if FAILURE_RE.match(line)], run
     ok_items = [m["item"] for line in validation_lines if (m := OK_ITEM_RE.match(line))]
     assert ok_items == VALIDATED_ROLES, run
@@ -291,7 +321,7 @@ def lb_play(ansible, tmp_path, project_root):
 
 def test_lb_play_validates_its_roles_and_bounds(lb_play):
     good = lb_play()
-    ok_items = [m["item"] for line in good.sections[0][1] if (m := OK_ITEM_RE.match(line))]
+    ok_items = [m["item"] for line in good.main_sections[0][1] if (m := OK_ITEM_RE.match(line))]
     assert ok_items == ["wsgi_app", "nginx", "lb"], good
     # The lb role's defaults (loaded with the play) pass the bounds; the first module task stops it.
     assert good.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], good
