@@ -4,7 +4,7 @@
     loadgen.py URL [--requests N] [--duration SECONDS] [--rate RPS] [--concurrency C]
                    [--timeout SECONDS] [--insecure | --cacert FILE]
                    [--header 'Name: value' ...] [--expect-status CODE ...]
-                   [--fail-on-error] [--progress] [--quiet]
+                   [--stop-file PATH] [--fail-on-error] [--progress] [--quiet]
 
 Sends GET requests to URL from C worker threads and prints one JSON object on stdout:
 
@@ -13,7 +13,9 @@ Sends GET requests to URL from C worker threads and prints one JSON object on st
      "duration_s", "rate_achieved", "latency_ms": {"p50", "p95", "p99", "max"}}
 
 Bounds: the run stops when N requests (default 100) have finished or when the duration
-(default 30 s) has elapsed, whichever comes first; no request starts after the duration. Hard
+(default 30 s) has elapsed, whichever comes first; no request starts after the duration.
+--stop-file PATH ends it sooner: once PATH exists no request starts, and the ones in flight
+finish (a load that lasts as long as some action, the duration being its upper bound). Hard
 caps, whatever the arguments: 100000 requests, 600 s of duration or timeout, 64 workers; above
 them the script refuses to run (exit 2). The run always ends within duration + timeout + 1 s.
 
@@ -95,6 +97,7 @@ class Options:
     expect_status: frozenset[int] | None = None  # None: any 2xx
     ssl_context: ssl.SSLContext | None = None
     fail_on_error: bool = False
+    stop_file: str | None = None
     progress: bool = False
 
 
@@ -172,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expect-status", type=_status, action="append", default=None, metavar="CODE",
         help="a status that counts as success (repeatable; default: any 2xx)",
     )
+    parser.add_argument("--stop-file", metavar="PATH", help="start no request once PATH exists (in-flight ones finish)")
     parser.add_argument("--fail-on-error", action="store_true", help="exit 1 when any request failed")
     parser.add_argument("--progress", action="store_true", help="a progress line a second on stderr")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but the JSON (overrides --progress)")
@@ -239,6 +243,7 @@ def options_from(ns: argparse.Namespace) -> Options:
         expect_status=frozenset(ns.expect_status) if ns.expect_status else None,
         ssl_context=context,
         fail_on_error=ns.fail_on_error,
+        stop_file=ns.stop_file,
         progress=ns.progress and not ns.quiet,
     )
 
@@ -505,6 +510,10 @@ class Run:
                     worker.kill_if_overdue(now, opts.timeout + KILL_GRACE)
                 if now >= give_up:
                     break
+                if opts.stop_file and now < self.deadline and os.path.exists(opts.stop_file):
+                    with self.lock:
+                        self.deadline = now
+                    give_up = now + opts.timeout + END_GRACE
                 if opts.progress and now >= next_progress:
                     next_progress += 1.0
                     self._progress(now)

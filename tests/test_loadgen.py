@@ -259,6 +259,16 @@ def test_duration_bound_stops_the_run(serve):
     assert 0.9 <= result["duration_s"] < 3
 
 
+def test_stop_file_ends_the_run_early_and_lets_requests_in_flight_finish(serve, tmp_path):
+    server = serve(lambda n: Reply(delay=0.3))
+    stop = tmp_path / "stop"
+    threading.Timer(1.0, stop.touch).start()
+    result, elapsed = load(server.url(), "--rate", 20, "--duration", 30, "--requests", 1000, "--concurrency", 4,
+                           "--stop-file", stop)
+    assert 1.0 <= elapsed < 3, elapsed
+    assert result["failed"] == 0 and 5 <= result["requests"] <= 30, result
+
+
 def test_rate_paces_the_load(serve):
     server = serve()
     result, elapsed = load(server.url(), "--rate", 20, "--duration", 1, "--requests", 1000, "--concurrency", 2)

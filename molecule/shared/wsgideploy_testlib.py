@@ -8,6 +8,7 @@ import re
 import subprocess
 import threading
 import time
+import uuid
 
 import testinfra
 
@@ -91,15 +92,18 @@ def gixy_report(container: str, workdir: str) -> tuple[int, str]:
     return res.returncode, res.stdout + res.stderr
 
 
-def load_during(action, client: str, url: str, seconds: int, rate: int):
+def load_during(action, client: str, url: str, seconds: int, rate: int, until_done: bool = False):
     """Constant load from the client host (seconds x rate requests over 4 connections, bounded)
-    while action() runs in this thread; (load summary, action's result)."""
+    while action() runs in this thread; (load summary, action's result). until_done: the load
+    stops 2 s after the action returns (`seconds` is then only its upper bound)."""
     summary: dict = {}
+    stop_file = f"/tmp/wsgideploy-load-stop-{uuid.uuid4().hex}"
 
     def load():
         summary.update(
             loadgen(scenario_host(client), url, "--insecure", "--duration", str(seconds), "--rate", str(rate),
-                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10")
+                    "--requests", str(seconds * rate), "--concurrency", "4", "--timeout", "10",
+                    *(["--stop-file", stop_file] if until_done else []))
         )
 
     worker = threading.Thread(target=load)
@@ -108,6 +112,9 @@ def load_during(action, client: str, url: str, seconds: int, rate: int):
     try:
         result = action()
     finally:
+        if until_done:
+            time.sleep(2)  # the load goes on a little after the action
+            scenario_host(client).run(f"touch {stop_file}")
         worker.join(timeout=seconds + 120)
     assert not worker.is_alive(), "the load generator did not finish"
     return summary, result

@@ -61,9 +61,10 @@ def app_copy(tmp_path, name: str, change) -> str:
     return str(dest)
 
 
-def under_load(action, seconds: int, rate: int = 10) -> tuple[dict, object]:
-    """Constant load through the lb for `seconds` while action() runs; (load summary, action result)."""
-    return load_during(action, "wsgideploy-cluster-client", HTTPS + "/healthz", seconds, rate)
+def under_load(action, seconds: int = 600, rate: int = 10) -> tuple[dict, object]:
+    """Constant load through the lb while action() runs, until 2 s after it returns (at most
+    `seconds`); (load summary, action result)."""
+    return load_during(action, "wsgideploy-cluster-client", HTTPS + "/healthz", seconds, rate, until_done=True)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source)
         playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}")
         return time.monotonic() - start
 
-    load, seconds = under_load(deploy, seconds=150)
+    load, seconds = under_load(deploy)
     record_figure("rolling_deploy", {"deploy_seconds": round(seconds), "load_total": load["requests"],
                                      "load_failed": load["failed"], "load_seconds": load["duration_s"]})
     assert load["duration_s"] >= 60 and load["requests"] >= 600, load
@@ -125,7 +126,7 @@ def assert_hooks_ran(now: dict[str, str], previous: str, action: str, once_befor
             assert host_lines.count(want) == 1, (name, want, host_lines)
 
 
-def broken_change(host, name: str, *extra: str, seconds: int = 90, prepared: str = "") -> tuple[str, dict]:
+def broken_change(host, name: str, *extra: str, prepared: str = "") -> tuple[str, dict]:
     """site.yml with a change that breaks the app, under constant load: it must fail, lose no
     request, and leave every host (and the lb) exactly as it was. `prepared`: the regex of the
     output that names a new release; the hosts the run never switched keep it prepared (built,
@@ -133,13 +134,13 @@ def broken_change(host, name: str, *extra: str, seconds: int = 90, prepared: str
     (output, load summary)"""
     before, releases = fleet_state(), releases_seen(host)
     start = time.monotonic()
-    load, (rc, out) = under_load(lambda: run_playbook("site.yml", *extra), seconds=seconds)
+    load, (rc, out) = under_load(lambda: run_playbook("site.yml", *extra))
     record_figure(name, {"load_total": load["requests"], "load_failed": load["failed"], "playbook_rc": rc,
                          "playbook_seconds": round(time.monotonic() - start)})
     assert rc != 0, out[-3000:]
     assert load["failed"] == 0, load
     assert load["duration_s"] >= time.monotonic() - start - 5, (load, "the load ended before the run")
-    assert load["requests"] >= seconds * 10 * 0.9, load
+    assert load["requests"] >= load["duration_s"] * 10 * 0.9, load
     after = fleet_state()
     if prepared:
         new = re.search(prepared, out).group(1)
@@ -155,8 +156,7 @@ def broken_change(host, name: str, *extra: str, seconds: int = 90, prepared: str
 def test_settings_that_would_not_compile_are_refused_before_any_change(host):
     # `bad key = 1` would be a syntax error in the settings file. The keys are checked before any
     # host changes (and a candidate that does not compile could never replace the live file).
-    out, _ = broken_change(host, "broken_settings", "-e", json.dumps({"app_settings": {**SETTINGS, "bad key": 1}}),
-                           seconds=60)
+    out, _ = broken_change(host, "broken_settings", "-e", json.dumps({"app_settings": {**SETTINGS, "bad key": 1}}))
     assert "app_settings" in out and '"bad key"' in out and "not a Python" in out, out[-3000:]
     # Refused before anything ran on a host: no host was drained or switched.
     assert "Take the host out of every load balancer" not in out, out[-3000:]
@@ -166,7 +166,7 @@ def test_a_renamed_callable_is_rolled_back_on_the_first_host(host, v2_source):
     # The fleet runs v2: the callable is the only change.
     # The load lasts as long as the run (prepare, app1's switch, its gate and rollback).
     out, _ = broken_change(host, "broken_callable", "-e", f"wsgi_app_src={v2_source}",
-                           "-e", "wsgi_app_callable=hello:no_such_factory()", seconds=300)
+                           "-e", "wsgi_app_callable=hello:no_such_factory()")
     assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
     assert "Ask every instance for its health" in out  # the message names the failing check
 
@@ -179,7 +179,7 @@ def test_an_app_that_raises_at_import_is_rolled_back_and_deleted(host, first_rel
     # after_install hook: the scenario's hook imports the app and would refuse the release while
     # preparing, before any switch; here the gate is what must catch it.
     out, _ = broken_change(host, "broken_import", "-e", f"wsgi_app_src={broken}", "-e", "app_keep_releases=1",
-                           "-e", json.dumps({"app_hooks_after_install": []}), seconds=300,
+                           "-e", json.dumps({"app_hooks_after_install": []}),
                            prepared=r"The change \(release (\w+)\) failed")
     assert f"failed on {APPS[0]}" in out and "the run stopped here" in out, out[-3000:]
     broken_id = re.search(r"The change \(release (\w+)\) failed", out).group(1)
@@ -207,8 +207,7 @@ def test_a_batch_with_one_failing_host_finishes_the_others_and_keeps_a_drain(hos
         callable_ = ("{{ 'hello:no_such_factory()' if inventory_hostname == '%s' else 'hello:create_app()' }}" % APPS[1])
         load, (rc, out) = under_load(lambda: run_playbook(
             "site.yml", "-e", json.dumps({"app_settings": new, "deploy_serial": 2, "wsgi_app_callable": callable_,
-                                          "wsgi_app_src": v2_source})),
-            seconds=90)
+                                          "wsgi_app_src": v2_source})))
         record_figure("batch_one_failing", {"load_total": load["requests"], "load_failed": load["failed"], "playbook_rc": rc})
         assert rc != 0 and f"failed on {APPS[1]}" in out, out[-3000:]
         assert load["failed"] == 0, load
@@ -232,7 +231,7 @@ def test_a_batch_with_one_failing_host_finishes_the_others_and_keeps_a_drain(hos
 
 def test_rollback_returns_every_host_under_load(host, first_release):
     before = set(releases_seen(host).values()).pop()
-    load, _ = under_load(lambda: playbook("playbooks/rollback.yml"), seconds=120)
+    load, _ = under_load(lambda: playbook("playbooks/rollback.yml"))
     record_figure("rollback", {"load_total": load["requests"], "load_failed": load["failed"]})
     assert load["failed"] == 0, load
     back = releases_seen(host)
