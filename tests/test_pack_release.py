@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from scriptload import load_module
 
 SCRIPT = Path(__file__).resolve().parent.parent / "roles" / "app" / "files" / "pack_release.py"
@@ -370,6 +371,234 @@ def test_missing_requirements_file_is_an_error(tmp_path):
         pack_release.pack(src, tmp_path / "o", "", (), "requirements.txt")
 
 
+# --- requirements generated from pyproject.toml [project] dependencies ---------------------------
+
+PYPROJECT = """[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "hello"
+version = "1.0"
+dependencies = [
+    "Flask >= 3.0, <4",
+    "uvicorn[standard] >=0.30 ; python_version >= '3.9'",
+    "pkg @ https://example.com/pkg-1.0.tar.gz ; os_name == 'posix'",
+    "requests",
+]
+
+[project.optional-dependencies]
+test = ["pytest"]
+"""
+# packaging's spelling of a URL requirement has changed over its versions ("pkg@ url", "pkg @ url");
+# the ' ;' after the URL, without which the ';' would be part of the URL, has not.
+URL_LINE = str(Requirement("pkg@https://example.com/pkg-1.0.tar.gz ; os_name == 'posix'"))
+assert URL_LINE.endswith('https://example.com/pkg-1.0.tar.gz ; os_name == "posix"')
+GENERATED = f"""# generated from pyproject.toml [project] dependencies
+Flask<4,>=3.0
+uvicorn[standard]>=0.30; python_version >= "3.9"
+{URL_LINE}
+requests
+"""
+
+
+def make_pyproject_tree(root: Path, pyproject: str = PYPROJECT) -> Path:
+    """make_tree without its requirements.txt, with a pyproject.toml instead."""
+    make_tree(root)
+    (root / "requirements.txt").unlink()
+    (root / "pyproject.toml").write_text(pyproject)
+    os.utime(root / "pyproject.toml", (MTIME, MTIME))
+    return root
+
+
+def pyproject_with(dependencies: str, extra: str = "") -> str:
+    return f'[project]\nname = "hello"\nversion = "1.0"\n{extra}dependencies = {dependencies}\n'
+
+
+def test_pyproject_dependencies_become_the_requirements_file(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src")
+    result = pack_release.pack(src, tmp_path / "out", "salt", (), "requirements.txt")
+    found = members(result["archive"])
+    assert "requirements.txt" in found and "pyproject.toml" in found
+    assert found["requirements.txt"].mode == 0o644 and found["requirements.txt"].mtime == MTIME
+    assert found["requirements.txt"].uname == "root" and found["requirements.txt"].uid == 0
+    assert read_member(result["archive"], "requirements.txt") == GENERATED  # normalised, in order
+    assert result["files"] == 6
+    assert result["requirements_digest"] == hashlib.sha256(b"salt\0" + GENERATED.encode()).hexdigest()
+    assert Path(result["requirements_file"]).read_text() == GENERATED
+    assert not (src / "requirements.txt").exists()  # the source is left as it is
+
+
+def test_pyproject_requirements_pack_as_if_the_file_were_shipped(tmp_path):
+    src = make_pyproject_tree(tmp_path / "a")
+    generated = pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    shipped = make_pyproject_tree(tmp_path / "b")
+    (shipped / "requirements.txt").write_text(GENERATED)
+    as_file = pack_release.pack(shipped, tmp_path / "out", "", (), "requirements.txt")
+    assert generated["digest"] == as_file["digest"]
+    assert generated["requirements_digest"] == as_file["requirements_digest"]
+    assert generated["files"] == as_file["files"]
+    # Reproducible down to the byte, like any other release.
+    again = pack_release.pack(src, tmp_path / "out2", "", (), "requirements.txt")
+    assert Path(again["archive"]).read_bytes() == Path(generated["archive"]).read_bytes()
+
+
+def test_pyproject_requirements_digest_follows_the_dependencies(tmp_path):
+    one = pack_release.pack(make_pyproject_tree(tmp_path / "a"), tmp_path / "out", "", (), "requirements.txt")
+    code = make_pyproject_tree(tmp_path / "b")
+    (code / "wsgi.py").write_text("application = None\n")
+    (code / "pyproject.toml").write_text(PYPROJECT.replace('version = "1.0"', 'version = "1.1"'))
+    two = pack_release.pack(code, tmp_path / "out", "", (), "requirements.txt")
+    assert one["digest"] != two["digest"]
+    assert one["requirements_digest"] == two["requirements_digest"]  # same dependencies: same virtualenv
+    spelled = make_pyproject_tree(tmp_path / "c", PYPROJECT.replace('"Flask >= 3.0, <4"', '"flask<4,>=3.0"'))
+    three = pack_release.pack(spelled, tmp_path / "out", "", (), "requirements.txt")
+    assert three["requirements_digest"] != one["requirements_digest"]  # the name as written is kept
+    more = make_pyproject_tree(tmp_path / "d", PYPROJECT.replace('"requests",', '"requests",\n    "six",'))
+    four = pack_release.pack(more, tmp_path / "out", "", (), "requirements.txt")
+    assert four["requirements_digest"] != one["requirements_digest"]
+    assert read_member(four["archive"], "requirements.txt").splitlines()[-1] == "six"
+
+
+@pytest.mark.parametrize(
+    "pyproject", [pyproject_with("[]"), '[project]\nname = "hello"\nversion = "1.0"\n'], ids=["empty", "no key"]
+)
+def test_pyproject_without_dependencies_gives_an_empty_requirements_file(tmp_path, pyproject):
+    src = make_pyproject_tree(tmp_path / "src", pyproject)
+    result = pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    content = "# generated from pyproject.toml [project] dependencies\n"
+    assert read_member(result["archive"], "requirements.txt") == content
+    assert result["requirements_digest"] == hashlib.sha256(b"\0" + content.encode()).hexdigest()
+
+
+def test_pyproject_requirements_go_where_the_requirements_file_is_named(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src")
+    result = pack_release.pack(src, tmp_path / "out", "", (), "requirements/prod.txt")
+    found = members(result["archive"])
+    assert found["requirements"].isdir() and found["requirements"].mode == 0o755
+    assert found["requirements"].mtime == MTIME
+    assert read_member(result["archive"], "requirements/prod.txt") == GENERATED
+    (src / "requirements").mkdir()
+    (src / "requirements" / "prod.txt").write_text(GENERATED)
+    os.utime(src / "requirements", (MTIME, MTIME))
+    assert pack_release.pack(src, tmp_path / "out", "", (), "requirements/prod.txt")["digest"] == result["digest"]
+    (src / "requirements" / "prod.txt").unlink()
+    (src / "requirements" / "base.txt").write_text("six\n")  # an existing directory is kept as it is
+    mixed = pack_release.pack(src, tmp_path / "out", "", (), "requirements/prod.txt")
+    assert {"requirements/base.txt", "requirements/prod.txt"} <= set(members(mixed["archive"]))
+
+    shutil.rmtree(src / "requirements")
+    (src / "requirements").write_text("not a directory\n")
+    with pytest.raises(SystemExit, match=r"cannot add requirements/prod.txt generated from pyproject.toml"):
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements/prod.txt")
+
+
+def test_a_requirements_file_wins_over_pyproject(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src")
+    (src / "requirements.txt").write_text("Flask==3.1.3\n")
+    result = pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    assert read_member(result["archive"], "requirements.txt") == "Flask==3.1.3\n"
+    assert result["requirements_digest"] == hashlib.sha256(b"\0Flask==3.1.3\n").hexdigest()
+
+
+def test_without_requirements_option_nothing_is_generated(tmp_path):
+    """Install mode package: the role passes no --requirements; pyproject.toml is just a file."""
+    src = make_pyproject_tree(tmp_path / "src")
+    result = pack_release.pack(src, tmp_path / "out")
+    assert result["requirements_digest"] is None and result["requirements_file"] is None
+    assert "requirements.txt" not in members(result["archive"])
+
+
+def test_pyproject_dynamic_dependencies_are_refused(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src", '[project]\nname = "hello"\ndynamic = ["version", "dependencies"]\n')
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    message = str(excinfo.value.code)
+    assert message.startswith(f"pack_release: pyproject.toml in source directory {src} lists dependencies")
+    assert "[project] dynamic" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+    # Other dynamic fields do not matter.
+    other = make_pyproject_tree(tmp_path / "other", pyproject_with('["six"]', 'dynamic = ["version"]\n'))
+    result = pack_release.pack(other, tmp_path / "out", "", (), "requirements.txt")
+    assert read_member(result["archive"], "requirements.txt").splitlines()[1:] == ["six"]
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "expected"),
+    [
+        ("[project\nname = 1\n", "is not valid TOML: "),
+        (pyproject_with('["six", 3]'), "[project] dependencies is not a list of strings"),
+        (pyproject_with('"six"'), "[project] dependencies is not a list of strings"),
+        ('project = "hello"\n', "project is not a table"),
+    ],
+)
+def test_a_broken_pyproject_is_refused(tmp_path, pyproject, expected):
+    src = make_pyproject_tree(tmp_path / "src", pyproject)
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    message = str(excinfo.value.code)
+    assert message.startswith(f"pack_release: pyproject.toml in source directory {src}")
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("bad", ["flask >>= 3", "six; python_version <", "not a requirement", "pkg @"])
+def test_an_invalid_pyproject_requirement_is_refused_naming_it(tmp_path, bad):
+    src = make_pyproject_tree(tmp_path / "src", pyproject_with(json.dumps(["six", bad])))
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    message = str(excinfo.value.code)
+    assert message.startswith(
+        f"pack_release: pyproject.toml in source directory {src} has an invalid requirement"
+        f" in [project] dependencies: {bad!r} ("
+    )
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("pyproject", [None, '[build-system]\nrequires = ["setuptools"]\n', "[tool.ruff]\n"])
+def test_neither_requirements_file_nor_project_table_is_refused(tmp_path, pyproject):
+    src = make_tree(tmp_path / "src")
+    (src / "requirements.txt").unlink()
+    if pyproject is not None:
+        (src / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+    assert str(excinfo.value.code) == (
+        f"pack_release: source directory {src} has no requirements file requirements.txt"
+        " and no [project] dependencies in pyproject.toml"
+    )
+
+
+def test_a_requirements_path_that_is_not_a_file_is_refused(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src")
+    (src / "requirements.txt").symlink_to("nowhere.txt")
+    with pytest.raises(SystemExit, match="requirements file requirements.txt in .* is not a file"):
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+
+
+def test_a_pyproject_link_out_of_the_source_is_refused(tmp_path):
+    src = make_tree(tmp_path / "src")
+    (src / "requirements.txt").unlink()
+    (tmp_path / "elsewhere.toml").write_text(pyproject_with('["six"]'))
+    (src / "pyproject.toml").symlink_to(tmp_path / "elsewhere.toml")
+    with pytest.raises(SystemExit, match="pyproject.toml in .* is a link to a file outside the source"):
+        pack_release.pack(src, tmp_path / "out", "", (), "requirements.txt")
+
+
+def test_pyproject_requirements_on_the_command_line(tmp_path):
+    src = make_pyproject_tree(tmp_path / "src")
+    proc = run_script(str(tmp_path / "out"), "--src", str(src), "--requirements", "requirements.txt")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert read_member(result["archive"], "requirements.txt") == GENERATED
+    assert Path(result["requirements_file"]).read_text() == GENERATED
+
+    (src / "pyproject.toml").write_text(pyproject_with('["flask >>= 3"]'))
+    bad = run_script(str(tmp_path / "out"), "--src", str(src), "--requirements", "requirements.txt")
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert bad.stderr.startswith("pack_release: pyproject.toml in ") and bad.stderr.count("\n") == 1
+    assert "'flask >>= 3'" in bad.stderr
+
+
 # --- --git: a commit of a repository -------------------------------------------------------------
 
 COMMIT_TIME = 1_700_000_000  # the committer date of every test commit
@@ -606,6 +835,41 @@ def test_git_on_the_command_line(repo, tmp_path):
     assert "nope" in bad.stderr and str(repo) in bad.stderr
 
 
+def test_git_pyproject_requirements_come_from_the_commit(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = make_pyproject_tree(tmp_path / "repo")
+    run_git(repo, "init", "-q", "-b", "main")
+    sha = commit_all(repo, "pyproject only")
+    # What is in the working copy, committed or not, does not count.
+    (repo / "pyproject.toml").write_text(pyproject_with('["django"]'))
+    (repo / "requirements.txt").write_text("django\n")
+    out = tmp_path / "cache" / "out"
+    result = pack_release.pack_git(str(repo), out, "main", requirements="requirements.txt")
+    assert result["source"]["commit"] == sha
+    assert read_member(result["archive"], "requirements.txt") == GENERATED
+    found = members(result["archive"])
+    assert found["requirements.txt"].mtime == COMMIT_TIME  # pyproject.toml's time: the commit's
+    assert result["requirements_digest"] == hashlib.sha256(b"\0" + GENERATED.encode()).hexdigest()
+    assert Path(result["requirements_file"]).read_text() == GENERATED
+    # The same as a source directory holding that tree.
+    plain = make_pyproject_tree(tmp_path / "plain")
+    as_dir = pack_release.pack(plain, tmp_path / "dir-out", "", (), "requirements.txt")
+    assert result["digest"] == as_dir["digest"]
+    assert result["requirements_digest"] == as_dir["requirements_digest"]
+
+    (repo / "pyproject.toml").write_text(pyproject_with('["django"]', 'dynamic = ["dependencies"]\n'))
+    (repo / "requirements.txt").unlink()
+    bad = commit_all(repo, "dynamic")
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack_git(str(repo), out, "main", requirements="requirements.txt")
+    message = str(excinfo.value.code)
+    assert message.startswith(f"pack_release: pyproject.toml in {repo} (ref main) at {bad} lists dependencies")
+    assert "[project] dynamic" in message
+    # Without --requirements (install mode package) the pyproject.toml is not read.
+    assert pack_release.pack_git(str(repo), out, "main")["requirements_digest"] is None
+
+
 def test_ref_goes_only_with_git(src, tmp_path):
     with pytest.raises(SystemExit) as excinfo:
         pack_release.main([str(tmp_path / "out"), "--src", str(src), "--ref", "main"])
@@ -704,7 +968,53 @@ def test_wheel_requirements_digest_follows_the_dependencies_not_the_version(tmp_
     more = make_wheel(tmp_path / "c" / "demo-1.0-py3-none-any.whl", metadata=metadata)
     three = pack_release.pack_artifact(more, tmp_path / "out")
     assert three["requirements_digest"] != one["requirements_digest"]
-    assert "itsdangerous (>=2.0)" in read_member(three["archive"], "requirements.txt").splitlines()
+    # Normalised by packaging: the same dependency spelled differently gives the same line.
+    assert "itsdangerous>=2.0" in read_member(three["archive"], "requirements.txt").splitlines()
+
+
+def test_wheel_requirements_drop_extras_and_keep_other_markers(tmp_path):
+    metadata = """Metadata-Version: 2.1
+Name: demo
+Version: 1.0
+Requires-Dist: Flask >= 3.0
+Requires-Dist: pytest ; extra == 'test'
+Requires-Dist: coverage[toml]; (extra == "test" or extra == "cov")
+Requires-Dist: mypy; python_version >= "3.9" and extra == "dev"
+Requires-Dist: sphinx; "docs" == extra
+Requires-Dist: tomli; python_version < "3.11"
+Requires-Dist: pywin32; sys_platform == "win32" and python_version >= "3.8"
+Requires-Dist: extra-thing; os_name == "extra"
+Requires-Dist: pkg @ https://example.com/pkg-1.0.tar.gz ; os_name == "posix"
+Requires-Dist: itsdangerous
+ (>=2.0)
+Provides-Extra: test
+Provides-Extra: cov
+Provides-Extra: dev
+Provides-Extra: docs
+
+A demo app.
+"""
+    wheel = make_wheel(tmp_path / "dist" / "demo-1.0-py3-none-any.whl", metadata=metadata)
+    result = pack_release.pack_artifact(wheel, tmp_path / "out")
+    assert read_member(result["archive"], "requirements.txt").splitlines() == [
+        pack_release.REQUIREMENTS_HEADER.strip(),
+        "extra-thing; os_name == \"extra\"",  # "extra" as a value is not the extra marker
+        "Flask>=3.0",
+        "itsdangerous>=2.0",  # a header continued on a second line
+        URL_LINE,  # a space before ';' after a URL
+        'pywin32; sys_platform == "win32" and python_version >= "3.8"',
+        'tomli; python_version < "3.11"',
+    ]
+
+
+def test_wheel_with_an_invalid_requires_dist_is_refused(tmp_path):
+    metadata = METADATA.replace("Provides-Extra", "Requires-Dist: flask >>= 3\nProvides-Extra")
+    wheel = make_wheel(tmp_path / "dist" / "demo-1.0-py3-none-any.whl", metadata=metadata)
+    with pytest.raises(SystemExit) as excinfo:
+        pack_release.pack_artifact(wheel, tmp_path / "out")
+    message = str(excinfo.value.code)
+    assert message.startswith(f"pack_release: {wheel.name} has an invalid Requires-Dist 'flask >>= 3' (")
+    assert "\n" not in message
 
 
 def test_requirements_option_replaces_the_generated_file(wheel, tmp_path, monkeypatch, capsys):

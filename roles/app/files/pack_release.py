@@ -13,6 +13,17 @@ Three kinds of source, each turned into a directory tree that is then packed the
 
 --src DIR: the directory as it is. --requirements names a file relative to DIR.
 
+--requirements FILE with --src or --git (the app role passes it in install mode `requirements` only):
+when the tree has no such file but has a pyproject.toml at its root with a [project] table, the
+release carries FILE generated from [project] dependencies (no key: no dependencies), as if the
+tree had shipped it: a comment line, then each requirement normalised (packaging's
+Requirement), in the order given. It is in the archive at FILE (and in the digest), with
+pyproject.toml's modification time, and requirements_digest is computed from it, so the same
+dependencies give the same digest. Refused: dependencies listed in [project] dynamic (known only
+by building the package), a pyproject.toml that is not valid TOML, a dependency that is not a valid
+PEP 508 requirement, and a tree with neither FILE nor a [project] table. Without --requirements
+nothing is generated and requirements_digest is null (install mode `package`).
+
 --git URL [--ref REF]: the tree of one commit (REF defaults to HEAD: the remote's default branch;
 a branch, a tag or a sha). The controller keeps a bare mirror of URL under
 OUTDIR/../git/<first 16 hex of sha256(URL)>.git (a relative local path is made absolute first),
@@ -29,10 +40,11 @@ with `python -m pip wheel --no-deps` on the controller (pip's own configuration 
 variables apply, the index included). The wheel is unpacked into the layout of a source
 directory: its top-level packages, modules and *.dist-info directory at the release root, the
 contents of <name>.data/purelib and <name>.data/platlib merged into the root, <name>.data/scripts,
-headers and data left out. A requirements.txt at the root lists the wheel's Requires-Dist (version
-specifiers and markers kept, requirements of extras left out, sorted, under a fixed comment line,
-so releases with the same dependencies share a virtualenv); with --requirements FILE (a path on
-the controller, e.g. a pinned lock file) that file's content is the requirements.txt instead.
+headers and data left out. A requirements.txt at the root lists the wheel's Requires-Dist (each
+parsed and normalised by packaging, markers kept, requirements whose marker mentions `extra` left
+out, sorted, under a fixed comment line, so releases with the same dependencies share a
+virtualenv); with --requirements FILE (a path on the controller, e.g. a pinned lock file) that
+file's content is the requirements.txt instead.
 requirements_digest is always set for an artifact. Files keep the wheel's entry times (read as
 UTC); directories and requirements.txt get the newest of them.
 
@@ -71,6 +83,17 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: only a pyproject.toml fallback needs it
+    tomllib = None  # type: ignore[assignment]
+
+try:
+    from packaging.markers import Marker
+    from packaging.requirements import InvalidRequirement, Requirement
+except ModuleNotFoundError:  # only generated requirements need it
+    Marker = Requirement = None  # type: ignore[assignment,misc]
+
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", "__pycache__", "*.pyc", "*.pyo", ".venv", "venv", "*.egg-info",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox", "build", "dist",
@@ -96,13 +119,57 @@ def walk(src: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(found, key=lambda p: p.as_posix())
 
 
-def build_tar(src: Path, patterns: tuple[str, ...]) -> tuple[bytes, str, int]:
-    """The tar archive of src, the SHA-256 of its manifest (without salt) and its file count."""
+def generated_info(name: str, mtime: int, data: bytes | None) -> tarfile.TarInfo:
+    """The tar header of a file (data) or directory (None) that is not on disk."""
+    info = tarfile.TarInfo(name)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mtime = mtime
+    if data is None:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    else:
+        info.type, info.mode, info.size = tarfile.REGTYPE, 0o644, len(data)
+    return info
+
+
+def build_tar(
+    src: Path, patterns: tuple[str, ...], generated: dict[str, tuple[bytes, int]] | None = None
+) -> tuple[bytes, str, int]:
+    """The tar archive of src, the SHA-256 of its manifest (without salt) and its file count.
+
+    generated: files that are not in src ({relative posix path: (content, mtime)}), packed as if
+    they were (mode 0644), with any missing parent directory (0755, the same mtime).
+    """
     buf = io.BytesIO()
     manifest = hashlib.sha256()
     count = 0
+    extra: dict[str, tuple[bytes | None, int]] = {}
+    for name, (data, mtime) in (generated or {}).items():
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            extra.setdefault("/".join(parts[:depth]), (None, mtime))
+        extra[name] = (data, mtime)
+    paths: dict[str, Path | None] = {rel.as_posix(): rel for rel in walk(src, patterns)}
+    for name, (data, _) in extra.items():
+        rel = paths.setdefault(name, None)
+        if rel is not None and (data is not None or (src / rel).is_symlink() or not (src / rel).is_dir()):
+            # A directory on disk stays as it is; anything else there clashes with the generated file.
+            raise SystemExit(f"pack_release: cannot add the generated {name} to {src}: {name} is in the way")
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel in walk(src, patterns):
+        for name in sorted(paths):
+            rel = paths[name]
+            if rel is None:
+                data, mtime = extra[name]
+                info = generated_info(name, mtime, data)
+                if data is None:
+                    tar.addfile(info)
+                    entry = b"d"
+                else:
+                    tar.addfile(info, io.BytesIO(data))
+                    entry = b"f%o" % info.mode + hashlib.sha256(data).digest()
+                    count += 1
+                manifest.update(name.encode() + b"\0" + entry + b"\n")
+                continue
             full = src / rel
             info = tar.gettarinfo(str(full), arcname=rel.as_posix())
             info.uid = info.gid = 0
@@ -135,14 +202,99 @@ def build_tar(src: Path, patterns: tuple[str, ...]) -> tuple[bytes, str, int]:
     return buf.getvalue(), manifest.hexdigest(), count
 
 
-def requirements_digest(src: Path, requirements: str, salt: str, where: str) -> str | None:
-    """SHA-256 of the requirements file and the salt: equal digests can share one virtualenv."""
-    if not requirements:
-        return None
-    path = src / requirements
+PYPROJECT_HEADER = "# generated from pyproject.toml [project] dependencies\n"
+
+
+def need_packaging(what: str) -> None:
+    if Requirement is None:
+        raise SystemExit(
+            f"pack_release: {what} needs the Python library 'packaging' on the controller ({sys.executable})"
+        )
+
+
+def parse_requirement(text: str) -> Requirement:
+    """A PEP 508 requirement, or ValueError with a one-line reason."""
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else "invalid") from None
+
+
+def pyproject_requirements(src: Path, requirements: str, where: str) -> bytes | None:
+    """A requirements file made of pyproject.toml's [project] dependencies; None without a [project] table."""
+    path = src / "pyproject.toml"
     if not path.is_file():
-        raise SystemExit(f"pack_release: requirements file {requirements} does not exist in {where}")
-    return hashlib.sha256(salt.encode() + b"\0" + path.read_bytes()).hexdigest()
+        return None
+    named = f"pyproject.toml in {where}"
+    if not path.resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"pack_release: {named} is a link to a file outside the source")
+    if tomllib is None:
+        raise SystemExit(f"pack_release: reading {named} needs Python 3.11 or later on the controller")
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SystemExit(f"pack_release: {named} is not valid TOML: not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"pack_release: {named} is not valid TOML: {exc}") from None
+    project = data.get("project")
+    if project is None:
+        return None
+    if not isinstance(project, dict):
+        raise SystemExit(f"pack_release: {named}: project is not a table")
+    dynamic = project.get("dynamic", [])
+    if not isinstance(dynamic, list):
+        raise SystemExit(f"pack_release: {named}: [project] dynamic is not a list")
+    if "dependencies" in dynamic:
+        raise SystemExit(
+            f"pack_release: {named} lists dependencies in [project] dynamic: they are known only by"
+            f" building the package; ship {requirements} or list them in [project] dependencies"
+        )
+    dependencies = project.get("dependencies", [])
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise SystemExit(f"pack_release: {named}: [project] dependencies is not a list of strings")
+    need_packaging(f"reading {named}")
+    lines = []
+    for text in dependencies:
+        try:
+            lines.append(str(parse_requirement(text)))
+        except ValueError as exc:
+            raise SystemExit(
+                f"pack_release: {named} has an invalid requirement in [project] dependencies: {text!r} ({exc})"
+            ) from None
+    return (PYPROJECT_HEADER + "".join(f"{line}\n" for line in lines)).encode()
+
+
+def release_requirements(src: Path, requirements: str, where: str) -> tuple[bytes, dict[str, tuple[bytes, int]]]:
+    """The content of the requirements file, and what to add to the tree for it ({} if it is there).
+
+    The file itself if the tree has it; otherwise one generated from pyproject.toml, to be added
+    to the release at the same place.
+    """
+    path = src / requirements
+    if path.is_file():
+        return path.read_bytes(), {}
+    try:
+        parts = safe_parts(requirements)
+    except ValueError:
+        raise SystemExit(f"pack_release: requirements file {requirements} does not exist in {where}") from None
+    if os.path.lexists(path):
+        raise SystemExit(f"pack_release: requirements file {requirements} in {where} is not a file")
+    content = pyproject_requirements(src, requirements, where)
+    if content is None:
+        raise SystemExit(
+            f"pack_release: {where} has no requirements file {requirements}"
+            " and no [project] dependencies in pyproject.toml"
+        )
+    here = src
+    for part in parts[:-1]:
+        here = here / part
+        if here.is_symlink() or (os.path.lexists(here) and not here.is_dir()):
+            raise SystemExit(
+                f"pack_release: cannot add {requirements} generated from pyproject.toml to {where}:"
+                f" {here.relative_to(src).as_posix()} is not a directory"
+            )
+    mtime = int((src / "pyproject.toml").stat().st_mtime)
+    return content, {"/".join(parts): (content, mtime)}
 
 
 def source_info(kind: str, commit: str | None = None, artifact: str | None = None) -> dict:
@@ -160,10 +312,14 @@ def pack_tree(
 ) -> dict:
     """Pack the directory src (of any kind of source; `where` names it in errors)."""
     patterns = DEFAULT_EXCLUDES + tuple(extra_excludes)
-    raw, manifest, count = build_tar(src, patterns)
+    req_content, generated = release_requirements(src, requirements, where) if requirements else (None, {})
+    raw, manifest, count = build_tar(src, patterns, generated)
     if count == 0:
         raise SystemExit(f"pack_release: {where} holds no files")
-    req_digest = requirements_digest(src, requirements, salt, where)
+    # SHA-256 of the requirements and the salt: equal digests can share one virtualenv.
+    req_digest = None
+    if req_content is not None:
+        req_digest = hashlib.sha256(salt.encode() + b"\0" + req_content).hexdigest()
     digest = hashlib.sha256(salt.encode() + b"\0" + manifest.encode()).hexdigest()
     outdir.mkdir(parents=True, exist_ok=True)
     archive = outdir / f"{digest}.tar.gz"
@@ -178,7 +334,7 @@ def pack_tree(
         req_file = outdir / f"{req_digest}.requirements.txt"
         if not req_file.exists():
             tmp = req_file.with_suffix(f".tmp{os.getpid()}")
-            shutil.copyfile(src / requirements, tmp)
+            tmp.write_bytes(req_content)
             os.replace(tmp, req_file)
     return {
         "digest": digest,
@@ -453,29 +609,43 @@ def unpack_wheel(wheel: Path, dest: Path) -> tuple[str, int]:
     return metadata, newest
 
 
-def split_marker(requirement: str) -> tuple[str, str]:
-    """A PEP 508 requirement's name/specifier part and its environment marker ('' if none)."""
-    # After a URL (name @ url) only a ';' preceded by white space starts the marker.
-    is_url = "@" in requirement.partition(";")[0]
-    found = re.search(r"\s;" if is_url else ";", requirement)
-    if not found:
-        return requirement.strip(), ""
-    return requirement[: found.start()].strip(), requirement[found.end():].strip()
+def marker_variables(marker: Marker) -> Iterator[str]:
+    """The environment names a parsed marker compares (e.g. python_version, extra)."""
+
+    def visit(node: object) -> Iterator[str]:
+        if isinstance(node, list):  # a parenthesised group
+            for item in node:
+                yield from visit(item)
+        elif isinstance(node, tuple):  # (lhs, op, rhs): one side is a Variable, the other a Value
+            for side in (node[0], node[2]):
+                if type(side).__name__ == "Variable":
+                    yield side.value
+        # "and" / "or" strings join the comparisons
+
+    # packaging keeps the parsed marker as a nested list; it has no public accessor for it.
+    yield from visit(marker._markers)
 
 
-def mentions_extra(marker: str) -> bool:
-    return re.search(r"\bextra\b", re.sub(r"'[^']*'|\"[^\"]*\"", "", marker)) is not None
+def mentions_extra(marker: Marker | None) -> bool:
+    """Whether the requirement applies only with some extra (an optional dependency)."""
+    return marker is not None and "extra" in set(marker_variables(marker))
 
 
-def wheel_requirements(metadata: str) -> str:
+def wheel_requirements(metadata: str, wheel: str = "the wheel") -> str:
     """requirements.txt from METADATA's Requires-Dist: markers kept, requirements of extras left out."""
-    headers = email.parser.Parser().parsestr(metadata, headersonly=True)
+    need_packaging(f"reading the Requires-Dist of {wheel}")
+    headers = email.parser.HeaderParser().parsestr(metadata)
     lines = set()
     for value in headers.get_all("Requires-Dist") or []:
-        req, marker = split_marker(re.sub(r"\s*\n\s*", " ", str(value)))
-        if not req or (marker and mentions_extra(marker)):
+        text = "".join(str(value).splitlines()).strip()  # unfold a header continued on several lines
+        if not text:
             continue
-        lines.add(f"{req}; {marker}" if marker else req)
+        try:
+            req = parse_requirement(text)
+        except ValueError as exc:
+            raise SystemExit(f"pack_release: {wheel} has an invalid Requires-Dist {text!r} ({exc})") from None
+        if not mentions_extra(req.marker):
+            lines.add(str(req))
     return REQUIREMENTS_HEADER + "".join(f"{line}\n" for line in sorted(lines, key=lambda s: (s.lower(), s)))
 
 
@@ -508,7 +678,7 @@ def pack_artifact(
         if requirements_file is not None:
             content = requirements_file.read_bytes()
         else:
-            content = wheel_requirements(metadata).encode()
+            content = wheel_requirements(metadata, wheel.name).encode()
         reqs.write_bytes(content)  # replaces one the wheel may ship
         reqs.chmod(0o644)
         os.utime(reqs, (newest, newest))
@@ -531,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
         "--requirements",
         default="",
         metavar="FILE",
-        help="--src/--git: requirements file (relative to the tree) to digest; "
+        help="--src/--git: requirements file (relative to the tree) to digest, generated from "
+        "pyproject.toml [project] dependencies if the tree has none; "
         "--artifact: a file on the controller to use as requirements.txt instead of the generated one",
     )
     args = parser.parse_args(argv)
