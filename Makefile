@@ -48,7 +48,7 @@ lint: bootstrap
 	  ansible-lint --profile production
 
 unit: bootstrap
-	pytest -q -p no:cacheprovider app/tests tests
+	pytest -q -p no:cacheprovider app/tests tests guestbook/tests
 
 molecule: bootstrap
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s" || exit 1; done
