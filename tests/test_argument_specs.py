@@ -332,3 +332,17 @@ def test_lb_play_validates_its_roles_and_bounds(lb_play):
     assert bad.proc.returncode != 0 and failures[0][0] == NUMBERS, bad
     assert "lb_https_port" in failures[0][2]["msg"] and "70000" in failures[0][2]["msg"], bad
     assert bad.recap()["changed"] == 0, bad
+
+
+def test_derived_variables_of_the_app_definition_may_be_used_in_the_input(play):
+    """An inventory may build on wsgi_app_shared, wsgi_app_root, ... anywhere, the checks
+    included (the app definition is loaded before them)."""
+    run = Run(play(app_settings_file="{{ wsgi_app_shared }}/instance/config.py",
+                   wsgi_app_settings_file="{{ wsgi_app_shared }}/instance/config.py",
+                   app_shared_dirs=["{{ 'log-' ~ wsgi_app_name }}"],
+                   uwsgi_config_dir="{{ wsgi_app_root }}/uwsgi"))
+
+    assert run.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], run
+    failures = run.failures()
+    assert failures and failures[0][0] not in (VALIDATION_TASK, *INPUT_TASKS), run
+    assert "is undefined" not in run.output, run
