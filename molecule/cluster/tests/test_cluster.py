@@ -2,6 +2,8 @@
 
 Load is bounded (requests, seconds) and only ever targets the scenario's own containers.
 The tests run in file order; the topology switch comes last and restores the host topology.
+These are the example app's hosts (site.yml's default groups); test_guestbook.py has the
+third-party app's.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
     drained = sequential(host, n=18)
     assert APPS[2] not in drained["by_host"], drained
     # A full converge keeps the drain (it is kept on the lb, not in a template edit).
-    out = converge("--limit", LB)
+    out = playbook("site.yml", "--limit", LB)
     assert recap(out)[LB]["changed"] == 0
     assert APPS[2] not in sequential(host, n=12)["by_host"]
 
@@ -135,6 +137,7 @@ def test_rendered_nginx_configs_pass_gixy(host, container, tmp_path):
 
 
 def test_check_diff_is_clean_across_the_fleet(host):
+    # Both apps' fleets (the scenario's converge runs site.yml for each).
     out = converge("--check", "--diff")
     for name, counts in recap(out).items():
         assert counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
@@ -144,7 +147,7 @@ def test_check_diff_is_clean_across_the_fleet(host):
 def test_process_topology_reaches_every_instance(host):
     """lb -> every app server instance (host:port): all six serve, failover still loses nothing."""
     try:
-        converge("-e", "lb_topology=process")
+        playbook("site.yml", "-e", "lb_topology=process")
         res = sequential(host, n=30)
         record_figure("distribution_process_topology", res["by_instance"])
         assert res["failed"] == 0, res
@@ -170,5 +173,5 @@ def test_process_topology_reaches_every_instance(host):
         record_figure("failover_process_topology", {"total": res["requests"], "failed": res["failed"]})
         assert res["failed"] == 0, res
     finally:
-        converge()
+        playbook("site.yml")
     assert set(sequential(host)["by_host"]) == set(APPS)

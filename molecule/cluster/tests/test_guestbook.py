@@ -1,0 +1,219 @@
+"""A third-party app, deployed by inventory variables only: guestbook/ knows nothing of the
+collection (no health route, its own instance/config.py, pyproject-only packaging with a flit
+build backend, SQLite in its instance folder). The gate needs nothing from it: the collection's
+entry point adds the release header the gate reads, and the health page is the app's `/`.
+
+Its fleet: an lb (ip_hash) in front of two app hosts, Debian 12 and 13, uWSGI on unix sockets.
+Every playbook runs with -e wsgideploy_app_group=gb_app -e wsgideploy_lb_group=gb_lb. Runs after
+the example app's tests (file order); the example app's fleet is not touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import shutil
+import time
+
+import pytest
+from wsgideploy_testlib import (LB_HOST_STATE, host_state, load_during, playbook, record_figure, run_playbook,
+                                scenario_host)
+
+testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
+
+LB = "wsgideploy-cluster-gb-lb"
+HELLO_LB = "wsgideploy-cluster-lb"
+APPS = ["wsgideploy-cluster-gb1", "wsgideploy-cluster-gb2"]
+HTTPS = f"https://{LB}"
+FLEET = ("-e", "wsgideploy_app_group=gb_app", "-e", "wsgideploy_lb_group=gb_lb")
+
+
+def fleet_state() -> dict[str, str]:
+    state = {name: host_state(name) for name in APPS}
+    state[LB] = host_state(LB, LB_HOST_STATE)
+    return state
+
+
+def current_release(name: str) -> str:
+    return os.path.basename(scenario_host(name).check_output("readlink /srv/guestbook/current"))
+
+
+def head(client, url: str, *curl: str) -> tuple[int, dict[str, str], str]:
+    """GET url from the client: status, headers (lower-case names), body."""
+    out = client.check_output(
+        "curl -sk -m 10 -D - -o /tmp/gb-body " + " ".join(shlex.quote(a) for a in (*curl, url)) + " && cat /tmp/gb-body")
+    head_, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    lines = head_.split("\n")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def guestbook_copy(tmp_path, name: str, change) -> str:
+    src = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "guestbook")
+    dest = tmp_path / name
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "instance", "tests"))
+    change(dest)
+    return str(dest)
+
+
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def under_load(action, rate: int = 10) -> tuple[dict, object]:
+    """Constant load on the app's own front page through its lb while action() runs (until 2 s
+    after it returns)."""
+    return load_during(action, "wsgideploy-cluster-client", HTTPS + "/", 600, rate, until_done=True)
+
+
+@pytest.fixture(scope="module")
+def first_release():
+    releases = {current_release(name) for name in APPS}
+    assert len(releases) == 1, releases
+    return releases.pop()
+
+
+def test_site_yml_serves_the_app_with_the_release_header(host, first_release):
+    status, headers, body = head(host, HTTPS + "/")
+    assert status == 200 and "<form" in body and 'name="csrf_token"' in body, body[:2000]
+    # wsgi_app_release_header_visible: the client sees which release served it.
+    assert headers.get("x-app-release") == first_release, headers
+    # Its static files come from the release, through both nginx layers.
+    assert head(host, HTTPS + "/static/style.css")[0] == 200
+    # The example app's fleet keeps the header hidden (the default).
+    _, hello_headers, _ = head(host, f"https://{HELLO_LB}/healthz")
+    assert "x-app-release" not in hello_headers, hello_headers
+
+
+def test_the_app_runs_from_source_with_its_pyproject_dependencies(host, first_release):
+    for name in APPS:
+        app = scenario_host(name)
+        release = f"/srv/guestbook/releases/{first_release}"
+        # No requirements file in the source: the release's is generated from pyproject.toml.
+        assert "pyproject.toml" in app.check_output(f"head -1 {release}/requirements.txt")
+        assert app.run(f"{release}/venv/bin/python -c 'import flask'").rc == 0
+        # Run from the release dir, not installed.
+        assert app.run(f"ls -d {release}/venv/lib/python3*/site-packages/guestbook*").rc != 0
+        # The settings were rendered where the app reads them: its instance folder, in shared/.
+        config = app.file("/srv/guestbook/shared/instance/config.py")
+        assert config.exists and config.mode == 0o640 and config.group == "guestbook", name
+        assert app.file(f"{release}/instance").linked_to == "/srv/guestbook/shared/instance"
+        # The units load the collection's entry point, which loads the app's callable.
+        ini = app.check_output("cat /etc/uwsgi/guestbook/guestbook-0.ini")
+        assert "module = wsgideploy_release:application" in ini, ini
+        env = app.check_output("systemctl show -p Environment guestbook-0.service")
+        assert "WSGIDEPLOY_CALLABLE=guestbook:create_app()" in env, env
+
+
+def sign(host, base: str, jar: str, name: str, message: str) -> str:
+    """The form flow: GET / (a session with a csrf token), POST /sign; the entry's URL."""
+    _, _, page = head(host, base + "/", "-c", jar, "-b", jar)
+    token = re.search(r'name="csrf_token"\s+value="([^"]+)"', page).group(1)
+    out = host.check_output(
+        "curl -sk -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' -c " + jar + " -b " + jar
+        + " --data-urlencode " + shlex.quote(f"name={name}") + " --data-urlencode " + shlex.quote(f"message={message}")
+        + " --data-urlencode " + shlex.quote(f"csrf_token={token}") + " " + shlex.quote(base + "/sign"))
+    code, _, location = out.partition(" ")
+    assert code == "303", out
+    return location
+
+
+def test_a_session_flow_through_the_lb(host):
+    jar = "/tmp/gb-cookies"
+    host.run(f"rm -f {jar}")
+    entry = sign(host, HTTPS, jar, "Ada", "Hello through the lb")
+    status, _, page = head(host, entry, "-b", jar)
+    assert status == 200 and '<p id="message">Hello through the lb</p>' in page, page[:2000]
+    _, _, index = head(host, HTTPS + "/", "-b", jar)
+    assert re.search(r'<p id="who">\s*Signed in as Ada\s*</p>', index), index[:2000]
+    # One SECRET_KEY for the fleet (app_settings): the session cookie works on every host.
+    for name in APPS:
+        _, _, page = head(host, f"http://{name}/", "-b", jar)
+        assert re.search(r"Signed in as Ada", page), (name, page[:1000])
+    # Without the session the form is refused (the csrf token lives in the session).
+    code = host.check_output(
+        f"curl -sk -o /dev/null -w '%{{http_code}}' --data 'name=x&message=y&csrf_token=forged' {HTTPS}/sign")
+    assert code == "400", code
+
+
+@pytest.fixture(scope="module")
+def v2_source(tmp_path_factory):
+    def change(d):
+        edit(d / "pyproject.toml", 'version = "1.0.0"', 'version = "1.1.0"')
+        with open(d / "guestbook" / "static" / "style.css", "a") as fh:
+            fh.write("\n/* 1.1.0 */\n")
+    return guestbook_copy(tmp_path_factory.mktemp("gb-v2"), "guestbook", change)
+
+
+def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_release, v2_source):
+    """deploy.yml, install mode `package`: pip builds the app with its flit backend in an isolated
+    build environment, which reaches the package index with the CA bundle only through pip's
+    environment (Debian 12 and 13)."""
+    jar = "/tmp/gb-cookies-deploy"
+    host.run(f"rm -f {jar}")
+    entry = sign(host, HTTPS, jar, "Grace", "Written before the deploy")
+
+    def deploy():
+        start = time.monotonic()
+        playbook("playbooks/deploy.yml", *FLEET, "-e", f"wsgi_app_src={v2_source}", "-e", "wsgi_app_install_mode=package")
+        return time.monotonic() - start
+
+    load, seconds = under_load(deploy)
+    record_figure("guestbook_rolling_deploy", {"deploy_seconds": round(seconds), "load_total": load["requests"],
+                                               "load_failed": load["failed"], "load_seconds": load["duration_s"]})
+    assert load["failed"] == 0, load
+    assert load["requests"] >= load["duration_s"] * 10 * 0.9, load
+    new = {current_release(name) for name in APPS}
+    assert len(new) == 1 and first_release not in new, new
+    release = new.pop()
+    for name in APPS:
+        app = scenario_host(name)
+        dist = app.check_output(f"ls -d /srv/guestbook/releases/{release}/venv/lib/python3*/site-packages/guestbook-*.dist-info")
+        assert dist.endswith("guestbook-1.1.0.dist-info"), (name, dist)
+        _, headers, _ = head(host, f"http://{name}/")
+        assert headers.get("x-app-release") == release, (name, headers)
+    # The data and the session survived the release (shared instance folder, same SECRET_KEY).
+    status, _, page = head(host, entry, "-b", jar)
+    assert status == 200 and "Written before the deploy" in page, page[:1000]
+    assert "/* 1.1.0 */" in head(host, HTTPS + "/static/style.css")[2]
+
+
+def test_rollback_under_load(host, first_release):
+    load, _ = under_load(lambda: playbook("playbooks/rollback.yml", *FLEET))
+    record_figure("guestbook_rollback", {"load_total": load["requests"], "load_failed": load["failed"],
+                                         "load_seconds": load["duration_s"]})
+    assert load["failed"] == 0, load
+    assert {current_release(name) for name in APPS} == {first_release}
+    _, headers, _ = head(host, HTTPS + "/")
+    assert headers.get("x-app-release") == first_release, headers
+
+
+def test_a_front_page_that_answers_500_fails_the_gate_and_changes_nothing(host, first_release, tmp_path):
+    def change(d):
+        edit(d / "guestbook" / "views.py", "    entries = get_db().execute(",
+             "    raise RuntimeError('broken front page')\n    entries = get_db().execute(")
+    broken = guestbook_copy(tmp_path, "guestbook", change)
+    before = fleet_state()
+    start = time.monotonic()
+    load, (rc, out) = under_load(lambda: run_playbook("site.yml", *FLEET, "-e", f"wsgi_app_src={broken}"))
+    seconds = round(time.monotonic() - start)
+    record_figure("guestbook_health_500", {"playbook_rc": rc, "playbook_seconds": seconds,
+                                           "load_total": load["requests"], "load_failed": load["failed"]})
+    assert rc != 0, out[-3000:]
+    assert f"failed on {APPS[0]}" in out and "status 500 on /" in out, out[-4000:]
+    assert load["failed"] == 0, load
+    new = re.search(r"The change \(release (\w+)\) failed", out).group(1)
+    after = fleet_state()
+    for name in before:
+        # gb2 prepared the release and never switched to it: leave its directory out.
+        lines = [line for line in after[name].splitlines() if line != new]
+        diff = "\n".join(difflib.unified_diff(before[name].splitlines(), lines, lineterm=""))
+        assert lines == before[name].splitlines(), f"{name} changed:\n{diff}\n{out[-3000:]}"
+    assert {current_release(name) for name in APPS} == {first_release}
