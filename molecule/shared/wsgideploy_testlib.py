@@ -59,9 +59,22 @@ def loadgen(client, url: str, *args: str) -> dict:
     return json.loads(out.stdout)
 
 
+def figures_path() -> str:
+    return os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), "figures.json")
+
+
+def figures_summary() -> str:
+    """The figures recorded by this run, one per line (empty without any)."""
+    if not os.path.exists(figures_path()):
+        return ""
+    with open(figures_path()) as fh:
+        figures = json.load(fh)
+    return "\n".join(f"{name}: {json.dumps(value, sort_keys=True)}" for name, value in sorted(figures.items()))
+
+
 def record_figure(name: str, value) -> None:
     """Keep a measured figure in the scenario's ephemeral directory (figures.json) and print it."""
-    path = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), "figures.json")
+    path = figures_path()
     figures = {}
     if os.path.exists(path):
         with open(path) as fh:

@@ -1,6 +1,16 @@
-"""Make the shared molecule test helpers importable."""
+"""Make the shared molecule test helpers importable; print the measured figures at the end."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+
+from wsgideploy_testlib import figures_summary  # noqa: E402
+
+
+def pytest_terminal_summary(terminalreporter):
+    # In the run's log (CI keeps it): molecule removes its ephemeral directory with the hosts.
+    text = figures_summary()
+    if text:
+        terminalreporter.write_sep("=", "measured figures")
+        terminalreporter.write_line(text)
