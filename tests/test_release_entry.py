@@ -99,3 +99,21 @@ def test_from_environment(fake_module, tmp_path, monkeypatch):
                                   "WSGIDEPLOY_RELEASE_HEADER": "X-Release"})
     _, headers, _ = call(app)
     assert ("X-Release", "r2") in headers and ("X-App-Release", "the app's own") in headers
+
+
+def test_enter_release_follows_current_and_keeps_one_release_on_the_path(tmp_path, monkeypatch):
+    releases = tmp_path / "releases"
+    old, new = releases / "r1", releases / "r2"
+    for d in (old, new):
+        (d / "venv" / "lib").mkdir(parents=True)
+    current = tmp_path / "current"
+    current.symlink_to(new)
+    monkeypatch.chdir(old)  # the arbiter started in the old release
+    path = ["", str(current), str(old), "/usr/lib/python3/dist-packages", str(current / "venv" / "lib"),
+            str(old / "venv" / "lib"), "/opt/entry"]
+    assert entry.enter_release(str(current), str(releases), path) == str(new)
+    assert Path.cwd() == new
+    # The new release first; the old release's code root gone; the virtualenv through current
+    # pinned to the new release; a package-mode virtualenv inside a release is not a code root.
+    assert path == [str(new), "/usr/lib/python3/dist-packages", str(new / "venv" / "lib"),
+                    str(old / "venv" / "lib"), "/opt/entry"]

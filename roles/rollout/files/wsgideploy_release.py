@@ -6,6 +6,11 @@ app's callable. At import, in each worker, this module:
 - imports the app's callable named by WSGIDEPLOY_CALLABLE (`module:name`, `module:obj.attr`, or
   `module:factory()` to call an application factory without arguments); an import error is the
   app server's error, as if it had loaded the app itself;
+- with WSGIDEPLOY_CURRENT (the `current` symlink), first enters the release it names at this
+  moment: the working directory becomes that release directory (resolved) and it alone of the
+  releases stays on sys.path, at the front. An app server whose workers start from an arbiter
+  that was started in an older release (Gunicorn's reload) so loads the new one, and a worker
+  never mixes two releases even if `current` moves while it runs;
 - notes the release the worker runs: the first component of its working directory (the release
   directory, `current` resolved) below WSGIDEPLOY_RELEASES (the releases directory).
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)(?P<call>\(\))?$")
 
@@ -73,8 +79,35 @@ def wrap(app, header: str, release: str):
     return application
 
 
+def enter_release(current: str, releases: str, path: list[str]) -> str:
+    """chdir into the release `current` names now. On `path` (sys.path) that release directory
+    comes first, other releases' directories go, and entries through `current` (its virtualenv)
+    are pinned to what it names now, so later imports cannot reach a newer release."""
+    release_dir = os.path.realpath(current)
+    os.chdir(release_dir)
+    current_abs = os.path.abspath(current)
+    releases_real = os.path.realpath(releases) if releases else ""
+    keep = []
+    for entry in path:
+        absolute = os.path.abspath(entry) if entry not in ("", ".") else ""
+        if not absolute or absolute == current_abs:
+            continue
+        if absolute.startswith(current_abs + os.sep):
+            keep.append(os.path.realpath(absolute))
+            continue
+        if releases_real:
+            rel = os.path.relpath(os.path.realpath(absolute), releases_real)
+            if not rel.startswith(os.pardir) and rel != "." and os.sep not in rel:
+                continue  # another release's directory
+        keep.append(entry)
+    path[:] = [release_dir, *[e for e in dict.fromkeys(keep) if e != release_dir]]
+    return release_dir
+
+
 def from_environment(environ=os.environ):
     releases = environ.get("WSGIDEPLOY_RELEASES", "")
+    if environ.get("WSGIDEPLOY_CURRENT"):
+        enter_release(environ["WSGIDEPLOY_CURRENT"], releases, sys.path)
     release = release_of(os.getcwd(), releases) if releases else ""
     app = load(environ["WSGIDEPLOY_CALLABLE"])
     return wrap(app, environ.get("WSGIDEPLOY_RELEASE_HEADER", "X-App-Release"), release)
