@@ -66,3 +66,22 @@ def test_config_file_is_python_gunicorn_reads():
     assert callable(unix["when_ready"])  # hands the socket to the socket group
     tcp = settings(render(INSTANCES[1], gunicorn_access_log=False))
     assert tcp["bind"] == ["0.0.0.0:8001"] and "when_ready" not in tcp and tcp["accesslog"] is None
+
+
+uwsgi = load_module("wsgideploy_uwsgi_units", ROOT / "roles" / "uwsgi" / "filter_plugins" / "uwsgi_units.py")
+
+
+def test_uwsgi_units_follow_the_same_contract():
+    kwargs = dict(app="blog", current="/srv/blog/current", config_dir="/etc/uwsgi/blog", user="blog", group="blog",
+                  shared="/srv/blog/shared", environment={"X": 1})
+    unix, tcp = uwsgi.uwsgi_units(INSTANCES, **kwargs)
+    assert unix["command"] == "/srv/blog/current/venv/bin/uwsgi --ini /etc/uwsgi/blog/blog-0.ini"
+    assert unix["stop_command"] == "echo q > /run/blog-0/master.fifo" and "'" not in unix["stop_command"]
+    assert unix["system_calls"] == ["@chown"] and "reload_command" not in unix
+    assert "system_calls" not in uwsgi.uwsgi_units(INSTANCES, chown_socket=False, **kwargs)[0]
+    chain = uwsgi.uwsgi_units(INSTANCES, chain_reload={"helper": "/h", "stats": True, "timeout": 50}, **kwargs)[1]
+    assert chain["reload_command"] == (
+        "/h --pid $MAINPID --fifo /run/blog-1/master.fifo --stamp /run/blog-1/master.started"
+        " --ini /etc/uwsgi/blog/blog-1.ini --venv /srv/blog/current/venv --timeout 50".replace(
+            " --timeout", " --stats /run/blog-1/stats.sock --timeout"))
+    assert set(unix) - set(units.gunicorn_units(INSTANCES, **kwargs)[0]) == {"stop_command"}

@@ -110,6 +110,7 @@ def from_environment(environ=os.environ):
         enter_release(environ["WSGIDEPLOY_CURRENT"], releases, sys.path)
     release = release_of(os.getcwd(), releases) if releases else ""
     app = load(environ["WSGIDEPLOY_CALLABLE"])
+    # An empty header name: the app is served as it is (the release is still pinned above).
     return wrap(app, environ.get("WSGIDEPLOY_RELEASE_HEADER", "X-App-Release"), release)
 
 
