@@ -85,3 +85,4 @@ def test_uwsgi_units_follow_the_same_contract():
         " --ini /etc/uwsgi/blog/blog-1.ini --venv /srv/blog/current/venv --timeout 50".replace(
             " --timeout", " --stats /run/blog-1/stats.sock --timeout"))
     assert set(unix) - set(units.gunicorn_units(INSTANCES, **kwargs)[0]) == {"stop_command"}
+    assert unix["graceful_stop_signal"] == "SIGTERM"

@@ -43,6 +43,7 @@ def gunicorn_units(
             # SIGTERM: graceful (in-flight requests get graceful_timeout); SIGHUP: new workers
             # on the re-read config and the release current names, the old ones finish first.
             "stop_signal": "SIGTERM",
+            "graceful_stop_signal": "SIGTERM",
             "reload_signal": "SIGHUP",
             "read_write_paths": [shared],
             "config_changed": inst["name"] in changed_names,

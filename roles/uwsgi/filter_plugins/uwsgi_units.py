@@ -44,6 +44,9 @@ def uwsgi_units(
             # Graceful: in-flight requests finish. The stop signal ends whatever is left after the timeout.
             "stop_command": f"echo q > {run}/master.fifo",
             "stop_signal": "SIGINT",
+            # For process managers that stop with a signal only (the ini maps SIGTERM to a
+            # graceful shutdown).
+            "graceful_stop_signal": "SIGTERM",
             "reload_signal": "SIGHUP",
             "read_write_paths": [shared],
             "config_changed": name in changed_names,
