@@ -1,4 +1,4 @@
-"""supervisor_service: values written into supervisord's ini files, and the program file."""
+"""supervisord_service: values written into supervisord's ini files, and the program file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scriptload import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
-sv = load_module("wsgideploy_supervisor_filters", ROOT / "roles" / "supervisor_service" / "filter_plugins" / "supervisor.py")
+sv = load_module("wsgideploy_supervisor_filters", ROOT / "roles" / "supervisord_service" / "filter_plugins" / "supervisor.py")
 units = load_module("wsgideploy_uwsgi_units_sv", ROOT / "roles" / "uwsgi" / "filter_plugins" / "uwsgi_units.py")
 
 
@@ -30,12 +30,12 @@ def test_program_file_runs_the_same_command_with_a_graceful_stop():
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters.update(sv.FilterModule().filters())
     env.filters["regex_replace"] = lambda s, a, b: __import__("re").sub(a, b, s)
-    text = (ROOT / "roles" / "supervisor_service" / "templates" / "programs.conf.j2").read_text()
-    out = env.from_string(text).render(ansible_managed="managed", supervisor_service_group="blog",
-                                       supervisor_service_instances=instances, supervisor_service_start_secs=3,
-                                       supervisor_service_start_retries=5, supervisor_service_stop_wait_secs=35,
-                                       supervisor_service_log_dir="/var/log/supervisor",
-                                       supervisor_service_log_max_bytes="10MB", supervisor_service_log_backups=5)
+    text = (ROOT / "roles" / "supervisord_service" / "templates" / "programs.conf.j2").read_text()
+    out = env.from_string(text).render(ansible_managed="managed", supervisord_service_group="blog",
+                                       supervisord_service_instances=instances, supervisord_service_start_secs=3,
+                                       supervisord_service_start_retries=5, supervisord_service_stop_wait_secs=35,
+                                       supervisord_service_log_dir="/var/log/supervisor",
+                                       supervisord_service_log_max_bytes="10MB", supervisord_service_log_backups=5)
     lines = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line and not line.startswith(";"))
     assert lines["programs"] == "blog-0"
     assert lines["command"] == instances[0]["command"]  # what systemd's ExecStart= runs
