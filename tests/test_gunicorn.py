@@ -9,8 +9,28 @@ import jinja2
 from scriptload import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
-units = load_module("wsgideploy_gunicorn_units", ROOT / "roles" / "gunicorn" / "filter_plugins" / "gunicorn_units.py")
 app_filters = load_module("wsgideploy_app_filters", ROOT / "roles" / "wsgi_app" / "filter_plugins" / "wsgi_app.py")
+COMMON = {"app": "blog", "current": "/srv/blog/current", "user": "blog", "group": "blog", "shared": "/srv/blog/shared"}
+
+
+def gunicorn_units(instances, environment, changed=None):
+    """What roles/gunicorn/tasks/main.yml asks of wsgi_server_units."""
+    return app_filters.wsgi_server_units(
+        instances, label="Gunicorn", command="/srv/blog/current/venv/bin/gunicorn --config /etc/gunicorn/blog/{name}.conf.py",
+        common={**COMMON, "environment": environment}, signals={"stop": "SIGTERM", "graceful_stop": "SIGTERM", "reload": "SIGHUP"},
+        socket_system_calls=["@chown"], changed=changed)
+
+
+def uwsgi_units(instances, environment, chain=None, chown=True):
+    """What roles/uwsgi/tasks/main.yml asks of wsgi_server_units."""
+    return app_filters.wsgi_server_units(
+        instances, label="uWSGI", command="/srv/blog/current/venv/bin/uwsgi --ini /etc/uwsgi/blog/{name}.ini",
+        common={**COMMON, "environment": environment}, signals={"stop": "SIGINT", "graceful_stop": "SIGTERM", "reload": "SIGHUP"},
+        stop_command="echo q > {run}/master.fifo",
+        reload_command=("/h --pid $MAINPID --fifo {run}/master.fifo --stamp {run}/master.started"
+                        " --ini /etc/uwsgi/blog/{name}.ini --venv {current}/venv --stats {run}/stats.sock --timeout 50")
+        if chain else "",
+        socket_system_calls=["@chown"] if chown else [])
 
 INSTANCES = [
     {"index": 0, "name": "blog-0", "runtime_dir": "blog-0", "listen": "/run/blog-0/app.sock", "port": None,
@@ -20,9 +40,7 @@ INSTANCES = [
 
 
 def test_units_follow_the_contract():
-    out = units.gunicorn_units(INSTANCES, app="blog", current="/srv/blog/current", config_dir="/etc/gunicorn/blog",
-                               user="blog", group="blog", shared="/srv/blog/shared",
-                               environment={"BLOG_SETTINGS": "/srv/blog/shared/settings.py", "N": 3}, changed=["blog-1"])
+    out = gunicorn_units(INSTANCES, {"BLOG_SETTINGS": "/srv/blog/shared/settings.py", "N": 3}, changed=["blog-1"])
     unix, tcp = out
     assert unix["command"] == "/srv/blog/current/venv/bin/gunicorn --config /etc/gunicorn/blog/blog-0.conf.py"
     assert unix["environment"] == {"BLOG_SETTINGS": "/srv/blog/shared/settings.py", "N": "3", "APP_INSTANCE": "blog-0"}
@@ -68,21 +86,16 @@ def test_config_file_is_python_gunicorn_reads():
     assert tcp["bind"] == ["0.0.0.0:8001"] and "when_ready" not in tcp and tcp["accesslog"] is None
 
 
-uwsgi = load_module("wsgideploy_uwsgi_units", ROOT / "roles" / "uwsgi" / "filter_plugins" / "uwsgi_units.py")
-
-
 def test_uwsgi_units_follow_the_same_contract():
-    kwargs = dict(app="blog", current="/srv/blog/current", config_dir="/etc/uwsgi/blog", user="blog", group="blog",
-                  shared="/srv/blog/shared", environment={"X": 1})
-    unix, tcp = uwsgi.uwsgi_units(INSTANCES, **kwargs)
+    unix, tcp = uwsgi_units(INSTANCES, {"X": 1})
     assert unix["command"] == "/srv/blog/current/venv/bin/uwsgi --ini /etc/uwsgi/blog/blog-0.ini"
+    assert unix["description"] == "blog uWSGI instance 0"
     assert unix["stop_command"] == "echo q > /run/blog-0/master.fifo" and "'" not in unix["stop_command"]
     assert unix["system_calls"] == ["@chown"] and "reload_command" not in unix
-    assert "system_calls" not in uwsgi.uwsgi_units(INSTANCES, chown_socket=False, **kwargs)[0]
-    chain = uwsgi.uwsgi_units(INSTANCES, chain_reload={"helper": "/h", "stats": True, "timeout": 50}, **kwargs)[1]
+    assert "system_calls" not in uwsgi_units(INSTANCES, {}, chown=False)[0]
+    chain = uwsgi_units(INSTANCES, {}, chain=True)[1]
     assert chain["reload_command"] == (
         "/h --pid $MAINPID --fifo /run/blog-1/master.fifo --stamp /run/blog-1/master.started"
-        " --ini /etc/uwsgi/blog/blog-1.ini --venv /srv/blog/current/venv --timeout 50".replace(
-            " --timeout", " --stats /run/blog-1/stats.sock --timeout"))
-    assert set(unix) - set(units.gunicorn_units(INSTANCES, **kwargs)[0]) == {"stop_command"}
-    assert unix["graceful_stop_signal"] == "SIGTERM"
+        " --ini /etc/uwsgi/blog/blog-1.ini --venv /srv/blog/current/venv --stats /run/blog-1/stats.sock --timeout 50")
+    assert set(unix) - set(gunicorn_units(INSTANCES, {})[0]) == {"stop_command"}
+    assert (unix["graceful_stop_signal"], unix["stop_signal"]) == ("SIGTERM", "SIGINT")

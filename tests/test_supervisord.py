@@ -10,7 +10,7 @@ from scriptload import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 sv = load_module("wsgideploy_supervisor_filters", ROOT / "roles" / "supervisord_service" / "filter_plugins" / "supervisor.py")
-units = load_module("wsgideploy_uwsgi_units_sv", ROOT / "roles" / "uwsgi" / "filter_plugins" / "uwsgi_units.py")
+from test_gunicorn import uwsgi_units  # noqa: E402 (the same builder the uwsgi role uses)
 
 
 def test_values_escape_percent_and_quotes():
@@ -23,10 +23,8 @@ def test_values_escape_percent_and_quotes():
 
 
 def test_program_file_runs_the_same_command_with_a_graceful_stop():
-    instances = units.uwsgi_units(
-        [{"index": 0, "name": "blog-0", "runtime_dir": "blog-0", "listen": "/run/blog-0/app.sock"}],
-        app="blog", current="/srv/blog/current", config_dir="/etc/uwsgi/blog", user="blog", group="blog",
-        shared="/srv/blog/shared", environment={"BLOG_SETTINGS": "/srv/blog/shared/settings.py"})
+    instances = uwsgi_units([{"index": 0, "name": "blog-0", "runtime_dir": "blog-0", "listen": "/run/blog-0/app.sock"}],
+                            {"BLOG_SETTINGS": "/srv/blog/shared/settings.py"})
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters.update(sv.FilterModule().filters())
     env.filters["regex_replace"] = lambda s, a, b: __import__("re").sub(a, b, s)
