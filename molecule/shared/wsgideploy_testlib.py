@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -149,3 +150,19 @@ LB_HOST_STATE = "sha256sum /etc/nginx/wsgideploy/*/*/*.conf /etc/nginx/conf.d/*.
 def host_state(name: str, command: str = APP_HOST_STATE) -> str:
     """A snapshot of a host's state (compare before and after a change that must not stick)."""
     return scenario_host(name).check_output(command)
+
+
+def fleet_state(apps: list[str], lb: str) -> dict[str, str]:
+    """Snapshots of the app hosts and their lb."""
+    state = {name: host_state(name) for name in apps}
+    state[lb] = host_state(lb, LB_HOST_STATE)
+    return state
+
+
+def assert_fleet_unchanged(before: dict[str, str], after: dict[str, str], output: str, prepared: str = "") -> None:
+    """Every host as it was. `prepared`: a release the run built on hosts it never switched (its
+    directory stays, never activated), left out of their listing."""
+    for name in before:
+        lines = [line for line in after[name].splitlines() if not prepared or line != prepared]
+        diff = "\n".join(difflib.unified_diff(before[name].splitlines(), lines, lineterm=""))
+        assert lines == before[name].splitlines(), f"{name} changed:\n{diff}\n{output[-3000:]}"

@@ -7,7 +7,6 @@ Runs after test_cluster.py (file order), on the host topology it leaves behind.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -15,8 +14,8 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (LB_HOST_STATE, host_state, load_during, playbook, record_figure, run_playbook,
-                                scenario_host)
+from wsgideploy_testlib import (assert_fleet_unchanged, load_during, playbook, record_figure, run_playbook,
+                                scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -28,9 +27,7 @@ SETTINGS = {"GREETING": "Hello from the cluster", "PROXY_FIX_X_FOR": 2, "PROXY_F
 
 
 def fleet_state() -> dict[str, str]:
-    state = {name: host_state(name) for name in APPS}
-    state[LB] = host_state(LB, LB_HOST_STATE)
-    return state
+    return shared_fleet_state(APPS, LB)
 
 
 def greetings(host, n: int = 30) -> dict[str, set]:
@@ -141,14 +138,7 @@ def broken_change(host, name: str, *extra: str, prepared: str = "") -> tuple[str
     assert load["failed"] == 0, load
     assert load["duration_s"] >= time.monotonic() - start - 5, (load, "the load ended before the run")
     assert load["requests"] >= load["duration_s"] * 10 * 0.9, load
-    after = fleet_state()
-    if prepared:
-        new = re.search(prepared, out).group(1)
-        after = {h: "\n".join(line for line in state.splitlines() if line != new) for h, state in after.items()}
-        before = {h: "\n".join(state.splitlines()) for h, state in before.items()}
-    for name_ in before:
-        diff = "\n".join(difflib.unified_diff(before[name_].splitlines(), after[name_].splitlines(), lineterm=""))
-        assert after[name_] == before[name_], f"{name_} changed:\n{diff}\n{out[-3000:]}"
+    assert_fleet_unchanged(before, fleet_state(), out, re.search(prepared, out).group(1) if prepared else "")
     assert releases_seen(host) == releases
     return out, load
 

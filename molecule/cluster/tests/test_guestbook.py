@@ -10,7 +10,6 @@ the example app's tests (file order); the example app's fleet is not touched.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
@@ -18,8 +17,8 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (LB_HOST_STATE, host_state, load_during, playbook, record_figure, run_playbook,
-                                scenario_host)
+from wsgideploy_testlib import (assert_fleet_unchanged, load_during, playbook, record_figure, run_playbook,
+                                scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -31,9 +30,7 @@ FLEET = ("-e", "wsgideploy_app_group=gb_app", "-e", "wsgideploy_lb_group=gb_lb")
 
 
 def fleet_state() -> dict[str, str]:
-    state = {name: host_state(name) for name in APPS}
-    state[LB] = host_state(LB, LB_HOST_STATE)
-    return state
+    return shared_fleet_state(APPS, LB)
 
 
 def current_release(name: str) -> str:
@@ -213,10 +210,6 @@ def test_a_front_page_that_answers_500_fails_the_gate_and_changes_nothing(host, 
     assert f"failed on {APPS[0]}" in out and "status 500 on /" in out, out[-4000:]
     assert load["failed"] == 0, load
     new = re.search(r"The change \(release (\w+)\) failed", out).group(1)
-    after = fleet_state()
-    for name in before:
-        # gb2 prepared the release and never switched to it: leave its directory out.
-        lines = [line for line in after[name].splitlines() if line != new]
-        diff = "\n".join(difflib.unified_diff(before[name].splitlines(), lines, lineterm=""))
-        assert lines == before[name].splitlines(), f"{name} changed:\n{diff}\n{out[-3000:]}"
+    # gb2 prepared the release and never switched to it: its directory is left out.
+    assert_fleet_unchanged(before, fleet_state(), out, prepared=new)
     assert {current_release(name) for name in APPS} == {first_release}
