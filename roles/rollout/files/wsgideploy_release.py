@@ -14,6 +14,12 @@ app's callable. At import, in each worker, this module:
 - notes the release the worker runs: the first component of its working directory (the release
   directory, `current` resolved) below WSGIDEPLOY_RELEASES (the releases directory).
 
+With WSGIDEPLOY_URL_PREFIX (e.g. `/blog`) the app is mounted under that prefix, as uWSGI's
+`mount` with `manage-script-name` does, for any app server: a request for `/blog/x` reaches the
+app with SCRIPT_NAME `/blog` and PATH_INFO `/x`, so the app's own URL building (Flask's url_for,
+static files included) yields prefixed links; a path outside the prefix gets 404 without reaching
+the app.
+
 Every response then carries the header named by WSGIDEPLOY_RELEASE_HEADER (default X-App-Release)
 with that release id, replacing one the app may set itself. The collection's health gate reads it,
 so the app needs no health route of its own and knows nothing of the collection: any path that
@@ -79,6 +85,29 @@ def wrap(app, header: str, release: str):
     return application
 
 
+def mount(app, prefix: str):
+    """app, served under the URL prefix (SCRIPT_NAME += prefix, PATH_INFO loses it); other paths
+    answer 404 here. An empty prefix: app unchanged."""
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        return app
+    if not prefix.startswith("/"):
+        raise ValueError(f"WSGIDEPLOY_URL_PREFIX {prefix!r} must start with /")
+
+    def application(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path != prefix and not path.startswith(prefix + "/"):
+            body = b"Not Found\n"
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + prefix
+        environ["PATH_INFO"] = path[len(prefix):]
+        return app(environ, start_response)
+
+    application.wsgideploy_app = app  # type: ignore[attr-defined]
+    return application
+
+
 def enter_release(current: str, releases: str, path: list[str]) -> str:
     """chdir into the release `current` names now. On `path` (sys.path) that release directory
     comes first, other releases' directories go, and entries through `current` (its virtualenv)
@@ -109,7 +138,7 @@ def from_environment(environ=os.environ):
     if environ.get("WSGIDEPLOY_CURRENT"):
         enter_release(environ["WSGIDEPLOY_CURRENT"], releases, sys.path)
     release = release_of(os.getcwd(), releases) if releases else ""
-    app = load(environ["WSGIDEPLOY_CALLABLE"])
+    app = mount(load(environ["WSGIDEPLOY_CALLABLE"]), environ.get("WSGIDEPLOY_URL_PREFIX", ""))
     # An empty header name: the app is served as it is (the release is still pinned above).
     return wrap(app, environ.get("WSGIDEPLOY_RELEASE_HEADER", "X-App-Release"), release)
 
