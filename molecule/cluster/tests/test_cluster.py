@@ -143,7 +143,8 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
     assert sequential(host, n=18)["by_host"].get(APPS[2])
 
 
-@pytest.mark.parametrize("container", [LB, APPS[0]])
+# The example app at the site root, and the guestbook under its sub-path.
+@pytest.mark.parametrize("container", [LB, APPS[0], "wsgideploy-cluster-gb-lb", "wsgideploy-cluster-gb1"])
 def test_rendered_nginx_configs_pass_gixy(host, container, tmp_path):
     rc, report = gixy_report(container, str(tmp_path))
     assert rc == 0 and "No issues found" in report, report
@@ -155,26 +156,6 @@ def test_check_diff_is_clean_across_the_fleet(host):
     for name, counts in recap(out).items():
         assert counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
         assert counts["failed"] == 0
-
-
-def test_moving_a_host_to_another_process_manager_loses_no_request(host):
-    """app3 leaves supervisord for systemd and comes back, each move a gated switch under load
-    through the lb: the old copies stop and their definitions go while the host is drained, the
-    new ones pass the gate; exactly one copy runs afterwards."""
-    app3 = scenario_host(APPS[2])
-    try:
-        for target in ("systemd", "supervisord"):
-            load, _ = load_during(
-                lambda target=target: playbook("playbooks/app.yml", "--limit", APPS[2],
-                                               "-e", f"wsgi_app_process_manager={target}"),
-                CLIENT, HTTPS + "/healthz", 600, 10, until_done=True)
-            record_figure(f"process_manager_move_to_{target}", {"total": load["requests"], "failed": load["failed"]})
-            assert load["failed"] == 0, (target, load)
-            assert_serves_under(app3, "hello", 2, "uwsgi", target)
-            assert wait_in_rotation(host, APPS[2])["by_host"].get(APPS[2]), target
-    finally:
-        if "supervisord" not in app3.check_output("supervisorctl status 2>&1 || true"):
-            playbook("playbooks/app.yml", "--limit", APPS[2])
 
 
 def test_a_move_that_fails_its_gate_puts_the_old_process_manager_back(host):
@@ -195,12 +176,29 @@ def test_a_move_that_fails_its_gate_puts_the_old_process_manager_back(host):
     assert wait_in_rotation(host, APPS[2])["by_host"].get(APPS[2])
 
 
+def test_moving_a_host_to_another_process_manager_loses_no_request(host):
+    """app3 leaves supervisord for systemd, a gated switch under load through the lb: the old
+    copies stop and their definitions go while the host is drained, the new ones pass the gate;
+    exactly one copy runs afterwards. The next test's site.yml run brings it back (its host_vars)."""
+    app3 = scenario_host(APPS[2])
+    load, _ = load_during(
+        lambda: playbook("playbooks/app.yml", "--limit", APPS[2], "-e", "wsgi_app_process_manager=systemd"),
+        CLIENT, HTTPS + "/healthz", 600, 10, until_done=True)
+    record_figure("process_manager_move_to_systemd", {"total": load["requests"], "failed": load["failed"]})
+    assert load["failed"] == 0, load
+    assert_serves_under(app3, "hello", 2, "uwsgi", "systemd")
+    assert not app3.file("/etc/supervisor/conf.d/hello.conf").exists
+    assert wait_in_rotation(host, APPS[2])["by_host"].get(APPS[2])
+
+
 def test_process_topology_reaches_every_instance(host):
     """lb -> every app server instance (host:port): all six serve, failover still loses nothing."""
     try:
         # The app hosts' proxy hops change with the topology (a settings change, rolled out): two
         # hosts per batch, app3 stays in rotation.
         playbook("site.yml", "-e", "lb_topology=process", "-e", "deploy_serial=2")
+        # The same gated run moved app3 back to supervisord (its host_vars; the test before moved it).
+        assert_serves_under(scenario_host(APPS[2]), "hello", 2, "uwsgi", "supervisord")
         res = sequential(host, n=30)
         record_figure("distribution_process_topology", res["by_instance"])
         assert res["failed"] == 0, res
