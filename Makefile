@@ -24,7 +24,8 @@ help:
 	@echo "make down   remove the demo hosts"
 	@echo "make status release and instance health of every demo app host"
 	@echo "make lint | unit | molecule   the parts of make test"
-	@echo "make bench  reload modes and deploys under load on one app host, as ratios (bench-results.json)"
+	@echo "make bench  uWSGI vs Gunicorn throughput (same workers), then reload modes and deploys under load, on one"
+	@echo "            app host, as ratios (bench-results.json); BENCH_ARGS='--only throughput' or '--skip-throughput'"
 
 bootstrap:
 	@scripts/bootstrap.sh

@@ -285,7 +285,8 @@ def test_filter_module_maps_every_name():
     assert mapping == {"wsgi_instances": wsgi_instances, "python_literal": python_literal,
                        "wsgi_release_stack": filters.wsgi_release_stack,
                        "wsgi_rollback_release": filters.wsgi_rollback_release,
-                       "wsgi_releases_to_keep": filters.wsgi_releases_to_keep}
+                       "wsgi_releases_to_keep": filters.wsgi_releases_to_keep,
+                       "wsgi_server_units": filters.wsgi_server_units}
 
 
 @pytest.mark.ansible
@@ -306,7 +307,12 @@ def test_filters_work_inside_ansible(ansible, project_root):
         "ansible.builtin.debug",
         "-a",
         "msg={{ {'settings': settings | python_literal,"
-        " 'instances': 'hello' | wsgi_instances('2', 'tcp', 8000, '0.0.0.0')} }}",
+        " 'instances': 'hello' | wsgi_instances('2', 'tcp', 8000, '0.0.0.0'),"
+        " 'units': 'hello' | wsgi_instances(1) | wsgi_server_units(label='uWSGI', command='run {name} in {run}',"
+        " common={'app': 'hello', 'current': '/srv/hello/current', 'user': 'hello', 'group': 'hello',"
+        " 'shared': '/srv/hello/shared', 'environment': settings},"
+        " signals={'stop': 'SIGINT', 'graceful_stop': 'SIGTERM', 'reload': 'SIGHUP'},"
+        " socket_system_calls=['@chown'])} }}",
         "-e",
         json.dumps({"settings": settings}),
         env={
@@ -320,6 +326,9 @@ def test_filters_work_inside_ansible(ansible, project_root):
     assert ast.literal_eval(msg["settings"]) == settings
     assert [i["nginx"] for i in msg["instances"]] == ["127.0.0.1:8000", "127.0.0.1:8001"]
     assert [i["listen"] for i in msg["instances"]] == ["0.0.0.0:8000", "0.0.0.0:8001"]
+    unit = msg["units"][0]
+    assert unit["command"] == "run hello-0 in /run/hello-0" and unit["system_calls"] == ["@chown"]
+    assert unit["environment"]["APP_INSTANCE"] == "hello-0" and unit["environment"]["N"] == "1"
 
 
 # --- the activation history: deploys push, rollbacks step back, pruning keeps what they need -----

@@ -99,3 +99,66 @@ def test_from_environment(fake_module, tmp_path, monkeypatch):
                                   "WSGIDEPLOY_RELEASE_HEADER": "X-Release"})
     _, headers, _ = call(app)
     assert ("X-Release", "r2") in headers and ("X-App-Release", "the app's own") in headers
+
+
+def test_enter_release_follows_current_and_keeps_one_release_on_the_path(tmp_path, monkeypatch):
+    releases = tmp_path / "releases"
+    old, new = releases / "r1", releases / "r2"
+    for d in (old, new):
+        (d / "venv" / "lib").mkdir(parents=True)
+    current = tmp_path / "current"
+    current.symlink_to(new)
+    monkeypatch.chdir(old)  # the arbiter started in the old release
+    path = ["", str(current), str(old), "/usr/lib/python3/dist-packages", str(current / "venv" / "lib"),
+            str(old / "venv" / "lib"), "/opt/entry"]
+    assert entry.enter_release(str(current), str(releases), path) == str(new)
+    assert Path.cwd() == new
+    # The new release first; the old release's code root gone; the virtualenv through current
+    # pinned to the new release; a package-mode virtualenv inside a release is not a code root.
+    assert path == [str(new), "/usr/lib/python3/dist-packages", str(new / "venv" / "lib"),
+                    str(old / "venv" / "lib"), "/opt/entry"]
+
+
+def test_mount_moves_the_prefix_to_script_name_and_refuses_other_paths():
+    seen = {}
+
+    def app(environ, start_response):
+        seen["script"], seen["path"] = environ["SCRIPT_NAME"], environ["PATH_INFO"]
+        start_response("200 OK", [])
+        return [b""]
+
+    mounted = entry.mount(app, "/blog/")
+    for path, script, rest in (("/blog/post/1", "/blog", "/post/1"), ("/blog", "/blog", ""), ("/blog/", "/blog", "/")):
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        environ.update(SCRIPT_NAME="", PATH_INFO=path)
+        mounted(environ, lambda status, headers, exc_info=None: None)
+        assert (seen["script"], seen["path"]) == (script, rest)
+    for outside in ("/", "/blogger", "/static/x.css"):
+        environ = {}
+        setup_testing_defaults(environ)
+        environ.update(SCRIPT_NAME="", PATH_INFO=outside)
+        status = []
+        mounted(environ, lambda s, h, exc_info=None: status.append(s))
+        assert status == ["404 Not Found"], outside
+    assert entry.mount(app, "") is app
+    with pytest.raises(ValueError):
+        entry.mount(app, "blog")
+
+
+def test_a_mounted_flask_app_builds_prefixed_links():
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("mounted", static_folder=None)
+    app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=lambda filename: filename)
+
+    @app.route("/")
+    def index():
+        return f"{flask.url_for('index')} {flask.url_for('static', filename='s.css')}"
+
+    client_app = entry.mount(app, "/blog")
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(SCRIPT_NAME="", PATH_INFO="/blog/")
+    out = {}
+    body = b"".join(client_app(environ, lambda s, h, exc_info=None: out.setdefault("status", s)))
+    assert out["status"].startswith("200") and body == b"/blog/ /blog/static/s.css"

@@ -138,10 +138,12 @@ def load_during(action, client: str, url: str, seconds: int, rate: int, until_do
 # releases kept, the history, whether the instances run (not their PIDs: a failed host restarts
 # them on the restored state).
 APP_HOST_STATE = (
-    "cd / && sha256sum /etc/uwsgi/*/*.ini /etc/systemd/system/*.service /etc/systemd/system/*.target"
+    "cd / && sha256sum /etc/uwsgi/*/*.ini /etc/gunicorn/*/*.py /etc/systemd/system/*.service /etc/systemd/system/*.target"
+    " /etc/supervisor/supervisord.conf /etc/supervisor/conf.d/*.conf /etc/tmpfiles.d/wsgideploy-*.conf"
     " /srv/*/shared/settings.py /srv/*/releases.json /etc/nginx/nginx.conf /etc/nginx/conf.d/*.conf 2>/dev/null;"
     " readlink /srv/*/current; ls /srv/*/releases;"
-    " systemctl is-active $(ls /etc/systemd/system | grep -E '[.](service|target)$'); true"
+    " systemctl is-active $(ls /etc/systemd/system | grep -E '[.](service|target)$');"
+    " supervisorctl status 2>/dev/null | awk '{print $1, $2}'; true"
 )
 # On a load balancer: the upstream files (a host left marked down shows here) and the site.
 LB_HOST_STATE = "sha256sum /etc/nginx/wsgideploy/*/*/*.conf /etc/nginx/conf.d/*.conf /etc/ansible/facts.d/*; true"
@@ -166,3 +168,51 @@ def assert_fleet_unchanged(before: dict[str, str], after: dict[str, str], output
         lines = [line for line in after[name].splitlines() if not prepared or line != prepared]
         diff = "\n".join(difflib.unified_diff(before[name].splitlines(), lines, lineterm=""))
         assert lines == before[name].splitlines(), f"{name} changed:\n{diff}\n{output[-3000:]}"
+
+
+def app_processes(h) -> list[dict]:
+    """Every process of a host: pid, ppid, user, args."""
+    rows = []
+    for line in h.check_output("ps -eo pid=,ppid=,user:32=,args=").splitlines():
+        pid, ppid, user, args = (line.split(None, 3) + [""])[:4]
+        rows.append({"pid": int(pid), "ppid": int(ppid), "user": user, "args": args})
+    return rows
+
+
+def assert_serves_under(h, app: str, instances: int, server: str, manager: str) -> list[dict]:
+    """From the process table: exactly `instances` copies of the app run (one main process each,
+    the app server named `server`, its parent the process manager `manager`), every process of
+    them as the app user, none as root; the process manager itself names each main process; the
+    other process managers run nothing of the app. The main processes."""
+    rows = app_processes(h)
+    by_pid = {r["pid"]: r for r in rows}
+    mine = [r for r in rows if r["user"] == app]
+    mains = [r for r in mine if by_pid.get(r["ppid"], {}).get("user") != app and server in r["args"].lower()]
+    assert len(mains) == instances, (h.backend.hostname, server, manager, rows)
+    for main in mains:
+        parent = by_pid[main["ppid"]]
+        if manager == "systemd":
+            assert main["ppid"] == 1, (main, parent)
+        else:
+            assert "supervisord" in parent["args"] and parent["user"] == "root", (main, parent)
+        workers = [r for r in rows if r["ppid"] == main["pid"]]
+        assert workers and all(w["user"] == app for w in workers), (main, workers)
+    # Nothing of the app runs as root (its code, its venv, its instances' names).
+    as_root = [r for r in rows if r["user"] == "root"
+               and (f"/srv/{app}/" in r["args"] or r["args"].startswith(f"{app}-"))]
+    assert not as_root, as_root
+    pids = {str(r["pid"]) for r in mains}
+    names = [f"{app}-{n}" for n in range(instances)]
+    systemd_pids = {h.check_output(f"systemctl show -p MainPID --value {name}.service") for name in names}
+    supervisor = h.run("supervisorctl status")
+    supervised = [line for line in supervisor.stdout.splitlines() if line.startswith(f"{app}:")]
+    if manager == "systemd":
+        assert systemd_pids == pids, (systemd_pids, pids)
+        assert not supervised, supervisor.stdout
+    else:
+        assert systemd_pids == {"0"}, systemd_pids
+        assert len(supervised) == instances and all(" RUNNING " in f" {line} " for line in supervised), supervised
+        assert {line.split("pid ")[1].split(",")[0] for line in supervised} == pids, (supervised, pids)
+        units = h.run(f"grep -l '^# wsgideploy-instance-of={app}$' /etc/systemd/system/*.service")
+        assert units.stdout.strip() == "", units.stdout
+    return mains

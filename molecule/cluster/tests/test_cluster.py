@@ -8,11 +8,13 @@ third-party app's.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
-from wsgideploy_testlib import converge, gixy_report, load_during, loadgen, playbook, recap, record_figure, scenario_host
+from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, fleet_state, gixy_report,
+                                load_during, loadgen, playbook, recap, record_figure, run_playbook, scenario_host)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -21,6 +23,8 @@ CLIENT = "wsgideploy-cluster-client"
 APPS = ["wsgideploy-cluster-app1", "wsgideploy-cluster-app2", "wsgideploy-cluster-app3"]
 HTTPS = f"https://{LB}"
 INSTANCES = {f"{h}/hello-{i}" for h in APPS for i in (0, 1)}
+# Each app host's app server and process manager (molecule.yml's host_vars).
+RUNS_UNDER = {APPS[0]: ("uwsgi", "systemd"), APPS[1]: ("gunicorn", "systemd"), APPS[2]: ("uwsgi", "supervisord")}
 
 
 def sequential(host, path: str = "/healthz", n: int = 30) -> dict:
@@ -44,6 +48,15 @@ def test_every_app_host_serves_requests(host):
     assert set(res["by_host"]) == set(APPS), res
     # least_conn with no concurrency rotates evenly.
     assert min(res["by_host"].values()) >= 5, res
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_each_host_runs_its_app_server_under_its_process_manager(host, name):
+    server, manager = RUNS_UNDER[name]
+    assert_serves_under(scenario_host(name), "hello", 2, server, manager)
+    # Its own nginx answers, from the client, whatever runs behind it.
+    code = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{name}/healthz")
+    assert code == "200", (name, code)
 
 
 def test_page_names_the_backend_that_served_it(host):
@@ -130,7 +143,8 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
     assert sequential(host, n=18)["by_host"].get(APPS[2])
 
 
-@pytest.mark.parametrize("container", [LB, APPS[0]])
+# The example app at the site root, and the guestbook under its sub-path.
+@pytest.mark.parametrize("container", [LB, APPS[0], "wsgideploy-cluster-gb-lb", "wsgideploy-cluster-gb1"])
 def test_rendered_nginx_configs_pass_gixy(host, container, tmp_path):
     rc, report = gixy_report(container, str(tmp_path))
     assert rc == 0 and "No issues found" in report, report
@@ -144,12 +158,47 @@ def test_check_diff_is_clean_across_the_fleet(host):
         assert counts["failed"] == 0
 
 
+def test_a_move_that_fails_its_gate_puts_the_old_process_manager_back(host):
+    """app3's move to systemd fails (the new units cannot start: an ExecStartPre that fails): its
+    supervisord programs come back and run, the systemd units the move wrote go, the host is back
+    in the lb; no request fails and the fleet is as it was."""
+    app3 = scenario_host(APPS[2])
+    before = fleet_state(APPS, LB)
+    load, (rc, out) = load_during(
+        lambda: run_playbook("playbooks/app.yml", "--limit", APPS[2], "-e", json.dumps(
+            {"wsgi_app_process_manager": "systemd", "systemd_service_extra_directives": {"ExecStartPre": "/bin/false"}})),
+        CLIENT, HTTPS + "/healthz", 600, 10, until_done=True)
+    record_figure("process_manager_move_failed", {"playbook_rc": rc, "total": load["requests"], "failed": load["failed"]})
+    assert rc != 0 and f"failed on {APPS[2]} at 'Enable and start the target and instances'" in out, out[-3000:]
+    assert load["failed"] == 0, load
+    assert_serves_under(app3, "hello", 2, "uwsgi", "supervisord")
+    assert_fleet_unchanged(before, fleet_state(APPS, LB), out)
+    assert wait_in_rotation(host, APPS[2])["by_host"].get(APPS[2])
+
+
+def test_moving_a_host_to_another_process_manager_loses_no_request(host):
+    """app3 leaves supervisord for systemd, a gated switch under load through the lb: the old
+    copies stop and their definitions go while the host is drained, the new ones pass the gate;
+    exactly one copy runs afterwards. The next test's site.yml run brings it back (its host_vars)."""
+    app3 = scenario_host(APPS[2])
+    load, _ = load_during(
+        lambda: playbook("playbooks/app.yml", "--limit", APPS[2], "-e", "wsgi_app_process_manager=systemd"),
+        CLIENT, HTTPS + "/healthz", 600, 10, until_done=True)
+    record_figure("process_manager_move_to_systemd", {"total": load["requests"], "failed": load["failed"]})
+    assert load["failed"] == 0, load
+    assert_serves_under(app3, "hello", 2, "uwsgi", "systemd")
+    assert not app3.file("/etc/supervisor/conf.d/hello.conf").exists
+    assert wait_in_rotation(host, APPS[2])["by_host"].get(APPS[2])
+
+
 def test_process_topology_reaches_every_instance(host):
     """lb -> every app server instance (host:port): all six serve, failover still loses nothing."""
     try:
         # The app hosts' proxy hops change with the topology (a settings change, rolled out): two
         # hosts per batch, app3 stays in rotation.
         playbook("site.yml", "-e", "lb_topology=process", "-e", "deploy_serial=2")
+        # The same gated run moved app3 back to supervisord (its host_vars; the test before moved it).
+        assert_serves_under(scenario_host(APPS[2]), "hello", 2, "uwsgi", "supervisord")
         res = sequential(host, n=30)
         record_figure("distribution_process_topology", res["by_instance"])
         assert res["failed"] == 0, res

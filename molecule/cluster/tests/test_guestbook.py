@@ -3,7 +3,8 @@ collection (no health route, its own instance/config.py, pyproject-only packagin
 build backend, SQLite in its instance folder). The gate needs nothing from it: the collection's
 entry point adds the release header the gate reads, and the health page is the app's `/`.
 
-Its fleet: an lb (ip_hash) in front of two app hosts, Debian 12 and 13, uWSGI on unix sockets.
+Its fleet: an lb (ip_hash) in front of two app hosts, the app mounted under /guestbook: gb1
+(Debian 12) uWSGI under systemd, gb2 (Debian 13) Gunicorn under supervisord, on unix sockets.
 Every playbook runs with -e wsgideploy_app_group=gb_app -e wsgideploy_lb_group=gb_lb. Runs after
 the example app's tests (file order); the example app's fleet is not touched.
 """
@@ -17,15 +18,17 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_fleet_unchanged, load_during, playbook, record_figure, run_playbook,
-                                scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, load_during, playbook, record_figure,
+                                run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-gb-lb"
 HELLO_LB = "wsgideploy-cluster-lb"
 APPS = ["wsgideploy-cluster-gb1", "wsgideploy-cluster-gb2"]
-HTTPS = f"https://{LB}"
+PREFIX = "/guestbook"
+HTTPS = f"https://{LB}{PREFIX}"
+RUNS_UNDER = {APPS[0]: ("uwsgi", "systemd"), APPS[1]: ("gunicorn", "supervisord")}
 FLEET = ("-e", "wsgideploy_app_group=gb_app", "-e", "wsgideploy_lb_group=gb_lb")
 
 
@@ -82,8 +85,14 @@ def test_site_yml_serves_the_app_with_the_release_header(host, first_release):
     assert status == 200 and "<form" in body and 'name="csrf_token"' in body, body[:2000]
     # wsgi_app_release_header_visible: the client sees which release served it.
     assert headers.get("x-app-release") == first_release, headers
-    # Its static files come from the release, through both nginx layers.
+    # Mounted under the prefix: the app's own links carry it (url_for), its static files come from
+    # the release through both nginx layers, and nothing outside the prefix reaches it.
+    assert f'href="{PREFIX}/static/style.css"' in body and f'action="{PREFIX}/sign"' in body, body[:2000]
     assert head(host, HTTPS + "/static/style.css")[0] == 200
+    assert head(host, f"https://{LB}/")[0] == 404
+    assert head(host, f"https://{LB}/static/style.css")[0] == 404
+    bare = host.check_output(f"curl -sk -o /dev/null -w '%{{http_code}} %{{redirect_url}}' https://{LB}{PREFIX}")
+    assert bare == f"301 https://{LB}{PREFIX}/", bare
     # The example app's fleet keeps the header hidden (the default).
     _, hello_headers, _ = head(host, f"https://{HELLO_LB}/healthz")
     assert "x-app-release" not in hello_headers, hello_headers
@@ -102,11 +111,17 @@ def test_the_app_runs_from_source_with_its_pyproject_dependencies(host, first_re
         config = app.file("/srv/guestbook/shared/instance/config.py")
         assert config.exists and config.mode == 0o640 and config.group == "guestbook", name
         assert app.file(f"{release}/instance").linked_to == "/srv/guestbook/shared/instance"
-        # The units load the collection's entry point, which loads the app's callable.
-        ini = app.check_output("cat /etc/uwsgi/guestbook/guestbook-0.ini")
-        assert "module = wsgideploy_release:application" in ini, ini
-        env = app.check_output("systemctl show -p Environment guestbook-0.service")
-        assert "WSGIDEPLOY_CALLABLE=guestbook:create_app()" in env, env
+        # The app server loads the collection's entry point, which loads the app's callable and
+        # mounts it under the prefix.
+        server, manager = RUNS_UNDER[name]
+        mains = assert_serves_under(app, "guestbook", 2, server, manager)
+        env = app.check_output(f"tr '\\0' '\\n' < /proc/{mains[0]['pid']}/environ")
+        assert "WSGIDEPLOY_CALLABLE=guestbook:create_app()" in env and f"WSGIDEPLOY_URL_PREFIX={PREFIX}" in env, env
+        if server == "uwsgi":
+            assert "module = wsgideploy_release:application" in app.check_output("cat /etc/uwsgi/guestbook/guestbook-0.ini")
+        else:
+            conf = app.check_output("cat /etc/gunicorn/guestbook/guestbook-0.conf.py")
+            assert 'wsgi_app = "wsgideploy_release:application"' in conf, conf
 
 
 def sign(host, base: str, jar: str, name: str, message: str) -> str:
@@ -135,7 +150,7 @@ def test_a_session_flow_through_the_lb(host):
     cookie = next(line.split("\t")[-1] for line in host.check_output(f"cat {jar}").splitlines()
                   if line.split("\t")[5:6] == ["session"])
     for name in APPS:
-        _, _, page = head(host, f"http://{name}/", "-b", f"session={cookie}")
+        _, _, page = head(host, f"http://{name}{PREFIX}/", "-b", f"session={cookie}")
         assert re.search(r"Signed in as Ada", page), (name, page[:1000])
     # Without the session the form is refused (the csrf token lives in the session).
     code = host.check_output(
@@ -177,7 +192,7 @@ def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_
         app = scenario_host(name)
         dist = app.check_output(f"ls -d /srv/guestbook/releases/{release}/venv/lib/python3*/site-packages/guestbook-*.dist-info")
         assert dist.endswith("guestbook-1.1.0.dist-info"), (name, dist)
-        _, headers, _ = head(host, f"http://{name}/")
+        _, headers, _ = head(host, f"http://{name}{PREFIX}/")
         assert headers.get("x-app-release") == release, (name, headers)
     # The data and the session survived the release (shared instance folder, same SECRET_KEY).
     status, _, page = head(host, entry, "-b", jar)
@@ -207,7 +222,7 @@ def test_a_front_page_that_answers_500_fails_the_gate_and_changes_nothing(host, 
     record_figure("guestbook_health_500", {"playbook_rc": rc, "playbook_seconds": seconds,
                                            "load_total": load["requests"], "load_failed": load["failed"]})
     assert rc != 0, out[-3000:]
-    assert f"failed on {APPS[0]}" in out and "status 500 on /" in out, out[-4000:]
+    assert f"failed on {APPS[0]}" in out and f"status 500 on {PREFIX}/" in out, out[-4000:]
     assert load["failed"] == 0, load
     new = re.search(r"The change \(release (\w+)\) failed", out).group(1)
     # gb2 prepared the release and never switched to it: its directory is left out.

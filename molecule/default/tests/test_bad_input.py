@@ -42,7 +42,9 @@ done
 # Tasks that may run: validation, the app definition's checks. Nothing of a role that changes hosts.
 ALLOWED_TASK = re.compile(
     r"^TASK \[(Gathering Facts|Validate the input of every role before any change|Check .*|The app definition, for the whole play"
-    r"|wsgi_app : .*)\]"
+    r"|wsgi_app : .*|Refuse a process manager the host does not run"
+    r"|upstart_service : (Validating arguments .*|Look for upstart's control tool|Ask which init daemon answers"
+    r"|Refuse a host without upstart))\]"
 )
 MISSING = "/nonexistent/wsgideploy-bad-input"
 
@@ -77,6 +79,14 @@ CASES = [
     # Choices and types (argument specs)
     ("choice-listen", "site.yml", {"wsgi_app_listen": "carrier-pigeon"}, ["wsgi_app_listen", "carrier-pigeon"]),
     ("choice-source", "site.yml", {"wsgi_app_source": "svn"}, ["wsgi_app_source", "svn"]),
+    ("choice-server", "site.yml", {"wsgi_app_server": "waitress"}, ["wsgi_app_server", "waitress"]),
+    ("choice-process-manager", "site.yml", {"wsgi_app_process_manager": "runit"}, ["wsgi_app_process_manager", "runit"]),
+    ("gunicorn-speaks-no-uwsgi", "site.yml", {"wsgi_app_server": "gunicorn", "wsgi_app_protocol": "uwsgi"},
+     ["wsgi_app_protocol=uwsgi", "only uWSGI speaks uwsgi"]),
+    ("url-prefix-trailing-slash", "site.yml", {"wsgi_app_url_prefix": "/blog/"}, ["wsgi_app_url_prefix", "/blog/"]),
+    # A legacy process manager on a host that does not run it
+    ("upstart-on-systemd-host", "site.yml", {"wsgi_app_process_manager": "upstart"},
+     ["wsgi_app_process_manager", "does not run upstart"]),
     ("choice-reload-mode", "site.yml", {"uwsgi_reload_mode": "sometimes"}, ["uwsgi_reload_mode", "sometimes"]),
     ("type-processes", "site.yml", {"uwsgi_processes": "many"}, ["uwsgi_processes", "many"]),
     ("type-keep-releases", "site.yml", {"app_keep_releases": "lots"}, ["app_keep_releases", "lots"]),

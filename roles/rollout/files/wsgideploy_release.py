@@ -6,8 +6,19 @@ app's callable. At import, in each worker, this module:
 - imports the app's callable named by WSGIDEPLOY_CALLABLE (`module:name`, `module:obj.attr`, or
   `module:factory()` to call an application factory without arguments); an import error is the
   app server's error, as if it had loaded the app itself;
+- with WSGIDEPLOY_CURRENT (the `current` symlink), first enters the release it names at this
+  moment: the working directory becomes that release directory (resolved) and it alone of the
+  releases stays on sys.path, at the front. An app server whose workers start from an arbiter
+  that was started in an older release (Gunicorn's reload) so loads the new one, and a worker
+  never mixes two releases even if `current` moves while it runs;
 - notes the release the worker runs: the first component of its working directory (the release
   directory, `current` resolved) below WSGIDEPLOY_RELEASES (the releases directory).
+
+With WSGIDEPLOY_URL_PREFIX (e.g. `/blog`) the app is mounted under that prefix, as uWSGI's
+`mount` with `manage-script-name` does, for any app server: a request for `/blog/x` reaches the
+app with SCRIPT_NAME `/blog` and PATH_INFO `/x`, so the app's own URL building (Flask's url_for,
+static files included) yields prefixed links; a path outside the prefix gets 404 without reaching
+the app.
 
 Every response then carries the header named by WSGIDEPLOY_RELEASE_HEADER (default X-App-Release)
 with that release id, replacing one the app may set itself. The collection's health gate reads it,
@@ -24,6 +35,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)(?P<call>\(\))?$")
 
@@ -73,10 +85,61 @@ def wrap(app, header: str, release: str):
     return application
 
 
+def mount(app, prefix: str):
+    """app, served under the URL prefix (SCRIPT_NAME += prefix, PATH_INFO loses it); other paths
+    answer 404 here. An empty prefix: app unchanged."""
+    prefix = prefix.rstrip("/")
+    if not prefix:
+        return app
+    if not prefix.startswith("/"):
+        raise ValueError(f"WSGIDEPLOY_URL_PREFIX {prefix!r} must start with /")
+
+    def application(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path != prefix and not path.startswith(prefix + "/"):
+            body = b"Not Found\n"
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + prefix
+        environ["PATH_INFO"] = path[len(prefix):]
+        return app(environ, start_response)
+
+    application.wsgideploy_app = app  # type: ignore[attr-defined]
+    return application
+
+
+def enter_release(current: str, releases: str, path: list[str]) -> str:
+    """chdir into the release `current` names now. On `path` (sys.path) that release directory
+    comes first, other releases' directories go, and entries through `current` (its virtualenv)
+    are pinned to what it names now, so later imports cannot reach a newer release."""
+    release_dir = os.path.realpath(current)
+    os.chdir(release_dir)
+    current_abs = os.path.abspath(current)
+    releases_real = os.path.realpath(releases) if releases else ""
+    keep = []
+    for entry in path:
+        absolute = os.path.abspath(entry) if entry not in ("", ".") else ""
+        if not absolute or absolute == current_abs:
+            continue
+        if absolute.startswith(current_abs + os.sep):
+            keep.append(os.path.realpath(absolute))
+            continue
+        if releases_real:
+            rel = os.path.relpath(os.path.realpath(absolute), releases_real)
+            if not rel.startswith(os.pardir) and rel != "." and os.sep not in rel:
+                continue  # another release's directory
+        keep.append(entry)
+    path[:] = [release_dir, *[e for e in dict.fromkeys(keep) if e != release_dir]]
+    return release_dir
+
+
 def from_environment(environ=os.environ):
     releases = environ.get("WSGIDEPLOY_RELEASES", "")
+    if environ.get("WSGIDEPLOY_CURRENT"):
+        enter_release(environ["WSGIDEPLOY_CURRENT"], releases, sys.path)
     release = release_of(os.getcwd(), releases) if releases else ""
-    app = load(environ["WSGIDEPLOY_CALLABLE"])
+    app = mount(load(environ["WSGIDEPLOY_CALLABLE"]), environ.get("WSGIDEPLOY_URL_PREFIX", ""))
+    # An empty header name: the app is served as it is (the release is still pinned above).
     return wrap(app, environ.get("WSGIDEPLOY_RELEASE_HEADER", "X-App-Release"), release)
 
 

@@ -130,9 +130,65 @@ def wsgi_releases_to_keep(stack: list[str], keep: int, also: list[str] | None = 
     return list(dict.fromkeys(kept + ([target] if target else []) + [str(r) for r in also or [] if r]))
 
 
+def wsgi_server_units(
+    instances: list[dict[str, Any]],
+    *,
+    label: str,
+    command: str,
+    common: dict[str, Any],
+    signals: dict[str, str],
+    stop_command: str = "",
+    reload_command: str = "",
+    socket_system_calls: list[str] | None = None,
+    changed: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """What the process manager runs for each app server instance of a host: the contract every
+    app server role hands over (systemd_service's `systemd_service_instances` documents it).
+
+    common: app, current, user, group, shared, environment (the same for every instance).
+    command, stop_command, reload_command: formats with {name}, {index}, {run} (the runtime dir
+    under /run) and {current}. signals: stop, graceful_stop, reload. socket_system_calls: system
+    calls an instance on a unix socket needs (to hand the socket to the socket group).
+    """
+    changed_names = set(changed or [])
+    units = []
+    for inst in instances:
+        fields = {"name": inst["name"], "index": inst["index"], "run": f"/run/{inst['runtime_dir']}",
+                  "current": common["current"]}
+        unit: dict[str, Any] = {
+            "name": inst["name"],
+            "description": f"{common['app']} {label} instance {inst['index']}",
+            "command": command.format(**fields),
+            "user": common["user"],
+            "group": common["group"],
+            "working_dir": common["current"],
+            "runtime_dir": inst["runtime_dir"],
+            "listen": inst["listen"],
+            "environment": {**{str(k): str(v) for k, v in common["environment"].items()}, "APP_INSTANCE": inst["name"]},
+            "notify": True,
+            "stop_signal": signals["stop"],
+            "graceful_stop_signal": signals["graceful_stop"],
+            "reload_signal": signals["reload"],
+            "read_write_paths": [common["shared"]],
+            "config_changed": inst["name"] in changed_names,
+        }
+        if stop_command:
+            unit["stop_command"] = stop_command.format(**fields)
+        if reload_command:
+            unit["reload_command"] = reload_command.format(**fields)
+        if str(inst["listen"]).startswith("/"):
+            # nginx reaches the socket in it: others may traverse, not list.
+            unit["runtime_dir_mode"] = "0751"
+            if socket_system_calls:
+                unit["system_calls"] = list(socket_system_calls)
+        units.append(unit)
+    return units
+
+
 class FilterModule:
     def filters(self):
         return {
+            "wsgi_server_units": wsgi_server_units,
             "wsgi_instances": wsgi_instances,
             "python_literal": python_literal,
             "wsgi_release_stack": wsgi_release_stack,
