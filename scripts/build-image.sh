@@ -9,6 +9,9 @@
 #   WSGIDEPLOY_IMAGE_PREFIX  tag prefix              (default: wsgideploy/debian-systemd)
 #   DEBIAN_MIRROR            debootstrap mirror URL  (default: debootstrap's own default)
 #   FORCE=1                  rebuild even if the tag exists
+#
+# An image built by an older version of this script (another io.wsgideploy.image-rev label) is
+# rebuilt too.
 set -euo pipefail
 
 say() { printf 'build-image: %s\n' "$*" >&2; }
@@ -22,8 +25,11 @@ esac
 
 prefix="${WSGIDEPLOY_IMAGE_PREFIX:-wsgideploy/debian-systemd}"
 tag="${prefix}:${version}"
+# Bump when the image's content changes (2: sshd, reached by the demo and the cluster scenario).
+rev=2
 
-if [ "${FORCE:-0}" != 1 ] && docker image inspect "$tag" >/dev/null 2>&1; then
+if [ "${FORCE:-0}" != 1 ] &&
+   [ "$(docker image inspect -f '{{ index .Config.Labels "io.wsgideploy.image-rev" }}' "$tag" 2>/dev/null)" = "$rev" ]; then
   exit 0
 fi
 
@@ -37,7 +43,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
 fi
 [ -e "/usr/share/debootstrap/scripts/$suite" ] || die "this debootstrap does not know '$suite'; upgrade debootstrap"
 
-packages=python3,systemd,systemd-sysv,dbus,iproute2,procps,curl,ca-certificates,sudo
+packages=python3,systemd,systemd-sysv,dbus,iproute2,procps,curl,ca-certificates,sudo,openssh-server
 work="$(mktemp -d /var/tmp/wsgideploy-rootfs.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
@@ -65,12 +71,21 @@ for u in systemd-udevd.service systemd-udev-trigger.service systemd-udevd-contro
 done
 : > /etc/machine-id
 echo 'APT::Install-Recommends "false";' > /etc/apt/apt.conf.d/90no-recommends
+# sshd: no host keys in the image (every container would share them); each container makes its
+# own on its first start, before sshd's config test. Keys only, no passwords.
+rm -f /etc/ssh/ssh_host_*
+mkdir -p /etc/systemd/system/ssh.service.d
+printf '%s\n' '[Service]' 'ExecStartPre=' 'ExecStartPre=/usr/bin/ssh-keygen -A' 'ExecStartPre=/usr/sbin/sshd -t' \
+  > /etc/systemd/system/ssh.service.d/host-keys.conf
+printf '%s\n' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' 'PermitRootLogin no' \
+  > /etc/ssh/sshd_config.d/wsgideploy.conf
 EOF
 
 say "importing into Docker as $tag"
 tar -C "$rootfs" -c . | docker import \
   --change 'ENV container=docker' \
   --change 'CMD ["/lib/systemd/systemd"]' \
+  --change "LABEL io.wsgideploy.image-rev=$rev" \
   --message "wsgideploy Debian $version ($suite) systemd image, built by debootstrap" \
   - "$tag" >/dev/null
 say "built $tag"
