@@ -14,9 +14,10 @@ import uuid
 import testinfra
 
 
-def scenario_host(name: str):
-    """A testinfra host of the running scenario, by inventory name."""
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+def scenario_host(name: str, sudo: bool = True):
+    """A testinfra host of the running scenario, by inventory name; its commands run as root
+    (through sudo when the scenario logs in as a deploy user)."""
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"], sudo=sudo)
 
 
 def run_playbook(path: str, *args: str, timeout: int = 900) -> tuple[int, str]:

@@ -50,6 +50,20 @@ def test_every_app_host_serves_requests(host):
     assert min(res["by_host"].values()) >= 5, res
 
 
+@pytest.mark.parametrize("name", [LB, *APPS])
+def test_hosts_are_reached_over_ssh_as_a_non_root_deploy_user(name):
+    """The scenario runs as a real fleet: SSH, a deploy user with a key, sudo for root; no root
+    login, no password login."""
+    plain = scenario_host(name, sudo=False)
+    assert plain.check_output("id -un") == "deploy"
+    assert plain.check_output("sudo -n id -un") == "root"
+    sshd = scenario_host(name).check_output("sshd -T 2>/dev/null | grep -E '^(permitrootlogin|passwordauthentication) '")
+    assert "permitrootlogin no" in sshd and "passwordauthentication no" in sshd, sshd
+    # What Ansible itself used for this host (molecule's inventory): SSH to the published port.
+    inventory_vars = plain.backend.get_variables()
+    assert inventory_vars.get("ansible_connection") == "ssh" and inventory_vars.get("ansible_user") == "deploy", inventory_vars
+
+
 @pytest.mark.parametrize("name", APPS)
 def test_each_host_runs_its_app_server_under_its_process_manager(host, name):
     server, manager = RUNS_UNDER[name]

@@ -55,3 +55,20 @@ def test_settings_change_reloads_gracefully(host, molecule_env):
     finally:
         converge()
     assert greeting not in host.check_output("curl -sS -m 10 http://127.0.0.1/")
+
+
+def test_nginx_setting_on_a_running_host_goes_through_the_gated_switch(host, molecule_env):
+    """A change to nginx itself (not the site) is a pending change of the running host: it is
+    applied, through the switch (and its gate), and reverted the same way."""
+    def body_limit() -> str:
+        return host.check_output("nginx -T 2>/dev/null | grep -E '^\\s*client_max_body_size' | head -1")
+
+    assert "10m" in body_limit()
+    try:
+        out = converge("-e", "nginx_client_max_body_size=3m")
+        assert "3m" in body_limit(), out[-3000:]
+        assert "Health gate - every instance answers on the new state" in out, out[-3000:]
+        assert host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/healthz") == "200"
+    finally:
+        out = converge()
+    assert "10m" in body_limit(), out[-3000:]
