@@ -1,35 +1,66 @@
 #!/usr/bin/env python3
-"""make bench: uWSGI vs Gunicorn throughput, and what a deploy costs per uWSGI reload mode, as ratios.
+"""make bench: a fleet's run times, the stack's cost, transports, uWSGI vs Gunicorn, reload modes.
 
 A benchmark, not a test: it asserts only that each step did what it is meant to measure (the
-server switch happened, the release landed, the reload was of the intended kind) and prints the
-figures of ONE run. Absolute numbers depend on the machine; compare the ratios.
+server switch happened, the release landed, the reload was of the intended kind, the no-op run
+changed nothing) and prints the figures of ONE run. Absolute numbers depend on the machine (and on
+whatever else runs on it: the load average is in the JSON); compare the ratios.
 
-Phase 1, throughput (first; `--only throughput` runs it alone, `--skip-throughput` leaves it out):
-uWSGI and Gunicorn behind the same nginx, for the example app, with the same workers per instance
-(uWSGI's processes x threads, read from the uwsgi role's defaults and the scenario inventory, or
---workers / --threads) passed explicitly to both servers (Gunicorn: gthread when threads > 1).
-The host switches servers with the project's own playbook, as a user would:
+The bench fleet (molecule/bench/molecule.yml): wsgideploy-bench-lb (group lb) in front of
+wsgideploy-bench-app1..3 (group app; app3 Debian 13), 2 instances each. `make bench` destroys any
+earlier bench fleet, creates fresh hosts (prepare.yml installs wrk), times `molecule converge -s
+bench` (site.yml, bare to serving: --cold-converge-s, key cold_converge_s, one round), runs this
+script, destroys the hosts. Phases, in this order (`--only fleet,stack`, `--skip reload`):
+
+fleet: wall time of ansible-playbook runs, hosts reached as the scenario's inventory says (its
+ansible_connection: key timings_connection; nothing here picks a connection), --fleet-rounds
+rounds (3), the order alternating from round to round; medians, and the medians of the per-round
+ratios. noop_1host_s / noop_4hosts_s: site.yml again on the converged fleet (changed=0 asserted),
+--limit app1 vs lb + 3 app hosts. code_deploy_1host_s / code_deploy_3hosts_s: playbooks/deploy.yml
+-e wsgi_app_src=<copy of app/ with a changed static file> (a code-only release) --limit app1 (the
+lb still drains and undrains it, delegated) vs the 3 app hosts (one at a time); asserted: the
+release changed on exactly those hosts, none left drained.
+
+throughput (on app1): uWSGI and Gunicorn behind the same nginx, for the example app, with the same
+workers per instance (uWSGI's processes x threads, read from the uwsgi role's defaults and the
+scenario inventory, or --workers / --threads) passed explicitly to both servers (Gunicorn:
+gthread when threads > 1). The host switches servers with the project's own playbook, as a user
+would (every playbook of the throughput, stack and reload phases runs with --limit app1, and on
+the release app1 already has):
 
     ansible-playbook -i <inventory> playbooks/app.yml -e wsgi_app_server=gunicorn \
         -e gunicorn_workers=W -e gunicorn_threads=T -e gunicorn_worker_class=...
 
 and after each switch the bench checks from outside that the unit's process tree is the intended
 server's (master + W workers per instance, none of the other server left) and that every instance
-answers on its socket (Gunicorn: over HTTP, `Server: gunicorn`). Load: wrk (Debian's package, the
-bench converge installs it) INSIDE the container against http://127.0.0.1/healthz, closed loop
-(as fast as the server answers) over --connections connections: a --warmup run, discarded, then
---tp-duration seconds measured. Servers alternate uwsgi, gunicorn, ... for --rounds rounds (the
-spread between rounds of one server shows the noise). Figures per run: requests/s answered 2xx/3xx
-(what is compared: an nginx 502 is fast) and of all answers, latency p50 / p99 / max, socket errors
-and non-2xx/3xx answers, workers recycled (max requests) and nginx's error log lines, by message;
-per server the median of its runs; ratios gunicorn / uwsgi of the medians (2xx/3xx req/s, p50, p99). The host is back on uWSGI (role defaults) at the end
-of the phase when the reload steps follow.
+answers on its socket (Gunicorn: over HTTP, `Server: gunicorn`). Load: wrk INSIDE app1 against
+http://127.0.0.1/healthz, closed loop (as fast as the server answers) over --connections
+connections: a --warmup run, discarded, then --tp-duration seconds measured. Servers alternate
+uwsgi, gunicorn, ... for --rounds rounds (the spread between rounds of one server shows the
+noise). Figures per run: requests/s answered 2xx/3xx (what is compared: an nginx 502 is fast) and
+of all answers, latency p50 / p99 / max, socket errors and non-2xx/3xx answers, workers recycled
+(max requests) and nginx's error log lines, by message; per server the median of its runs; ratios
+gunicorn / uwsgi of the medians (2xx/3xx req/s, p50, p99). app1 is back on uWSGI (role defaults)
+at the end of the phase when a later phase follows.
 
-Phase 2, reloads (`--only reload` runs it alone). On the bench scenario's one app host (molecule
-converge -s bench first), with scripts/loadgen.py running INSIDE the container against
-http://127.0.0.1/healthz (nginx -> 2 uWSGI instances) at a constant rate over 4 connections,
-bounded by --duration seconds and duration x rate requests:
+stack (app1; wrk in the lb container for every run; the other app hosts drained on the lb with
+playbooks/drain.yml for the phase, undrained at its end): the transports between app1's nginx and
+its app server, switched with playbooks/app.yml and the project's variables (wsgi_app_server,
+wsgi_app_listen, wsgi_app_protocol, wsgi_app_bind_address), each checked (process tree, config
+files, nginx -T, every instance's answer), measured through app1's nginx (closed loop,
+--stack-rounds rounds of --warmup + --stack-duration s): uwsgi_unix, uwsgi_tcp (uWSGI),
+http_keepalive (Gunicorn over TCP), and with --uwsgi-http uwsgi_http (uWSGI's http-socket behind
+the same proxy_pass + keepalive: a diagnostic, not a candidate for best; see STACK_PARAMS). On
+http_keepalive also, the rounds rotated: direct (wrk -> the Gunicorn instances themselves) and
+stack (wrk -> the lb's nginx, TLS -> app1's nginx -> the same instances), the same connections
+and duration: direct_rps, stack_rps, stack_over_direct; then open loop at --ol-fraction (0.5) x
+direct_rps, paced by molecule/bench/wrk-bench.lua (wrk2's method: latency from when a request was
+due), direct and stack alternating: direct_p99_ms, stack_p99_ms, p99_ratio. app1 goes back to the
+inventory's transport at the end.
+
+reload (on app1). With scripts/loadgen.py running INSIDE app1 against http://127.0.0.1/healthz
+(nginx -> 2 uWSGI instances) at a constant rate over 4 connections, bounded by --duration seconds
+(default 120: the deploy of one host fits in it on an idle machine) and duration x rate requests:
 
   A  graceful    deploy a code-only release (SIGHUP: the master re-execs, workers restart)
   C  graceful    deploy a release whose requirements changed (new virtualenv, pip install)
@@ -42,23 +73,30 @@ bounded by --duration seconds and duration x rate requests:
 Figures per step: requests failed / total, latency p50 / p99 / max, wall time of the action, and
 the machine's load average when the step ended (other work on the machine skews the figures).
 Ratios: chain / graceful (p99, max, deploy time), restart / graceful, requirements deploy /
-code-only deploy. The table is printed as markdown and written as JSON (--output). A step whose
-action outlasted its load is marked: its reload may have happened after the load ended.
+code-only deploy. A step whose action outlasted its load is marked: its reload may have happened
+after the load ended (raise --duration).
 
-    MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--duration 180] [--rate 20]
-        [--only throughput|reload | --skip-throughput] [--tp-duration 20] [--warmup 3]
-        [--connections 16] [--rounds 2] [--workers W] [--threads T]
+The tables are printed as markdown and written as JSON (--output, rewritten after every phase).
+Every load is bounded in seconds and requests (wrk: duration x connections, or duration x rate)
+and targets only the bench containers or their loopback.
+
+    MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--only PHASES] [--skip PHASES]
+        [--fleet-rounds 3] [--stack-rounds 3] [--stack-duration 10] [--ol-connections 32] [--ol-warmup 2]
+        [--ol-fraction 0.5] [--uwsgi-http] [--duration 120] [--rate 20] [--tp-duration 20] [--warmup 3]
+        [--connections 16] [--rounds 2] [--workers W] [--threads T] [--cold-converge-s S]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +106,10 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 
-APP_HOST = "wsgideploy-bench-app"
+# The fleet (molecule/bench/molecule.yml): the throughput and reload phases run on app1.
+LB_HOST = "wsgideploy-bench-lb"
+APP_HOSTS = ("wsgideploy-bench-app1", "wsgideploy-bench-app2", "wsgideploy-bench-app3")
+APP_HOST = APP_HOSTS[0]
 URL = "http://127.0.0.1/healthz"
 INSTANCES = ("hello-0", "hello-1")
 HEALTH = "/usr/local/lib/wsgideploy/wsgi-health"
@@ -78,7 +119,11 @@ MAX_DURATION = 300  # seconds of load per step, whatever the arguments
 SERVERS = ("uwsgi", "gunicorn")
 # URL, with the port spelled out: wrk cannot resolve the "http" service name in the container.
 WRK_URL = "http://127.0.0.1:80/healthz"
-WRK_SCRIPT = "/usr/local/lib/wsgideploy-bench/wrk-summary.lua"
+BENCH_LIB = "/usr/local/lib/wsgideploy-bench"
+WRK_SCRIPT = f"{BENCH_LIB}/wrk-summary.lua"
+# The stack phase's wrk script (closed loop, or open loop paced at a fixed rate): molecule/bench/.
+WRK_BENCH = f"{BENCH_LIB}/wrk-bench.lua"
+BASE_PORT = 8000  # wsgi_app_base_port's default: instance n listens on BASE_PORT + n (listen tcp)
 # wrk's done() hook: the run's figures as one JSON line (latencies in microseconds).
 WRK_LUA = """
 done = function(summary, latency, requests)
@@ -92,9 +137,10 @@ end
 """
 
 
-def sh(*cmd: str, timeout: int = 120) -> str:
-    """A command on the bench host (docker exec); its stdout. Fails loudly."""
-    res = subprocess.run(["docker", "exec", APP_HOST, *cmd], capture_output=True, text=True, timeout=timeout, check=False)
+def sh(*cmd: str, timeout: int = 120, host: str = APP_HOST) -> str:
+    """A command on a bench host (docker exec; app1 unless told); its stdout. Fails loudly. Only to
+    look and to drive load: what the bench times runs through ansible-playbook and the inventory."""
+    res = subprocess.run(["docker", "exec", host, *cmd], capture_output=True, text=True, timeout=timeout, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: rc {res.returncode}: {res.stdout}{res.stderr}")
     return res.stdout
@@ -119,9 +165,22 @@ def release_state() -> dict:
     }
 
 
-def every_instance_reports(release: str, protocol: str = "uwsgi") -> None:
-    for instance in INSTANCES:
-        sh(HEALTH, f"/run/{instance}/app.sock", "--protocol", protocol, "--expect-release", release)
+def revision(host: str) -> str:
+    return sh("cat", "/srv/hello/current/REVISION", host=host).strip()
+
+
+def instance_addresses(listen: str = "unix", bind: str = "127.0.0.1") -> list[str]:
+    """Where the instances listen (the wsgi_app role's scheme): unix sockets or bind:port."""
+    if listen == "unix":
+        return [f"/run/{instance}/app.sock" for instance in INSTANCES]
+    return [f"{bind}:{BASE_PORT + n}" for n in range(len(INSTANCES))]
+
+
+def every_instance_reports(release: str, protocol: str = "uwsgi", addresses: list[str] | None = None) -> None:
+    for address in addresses or instance_addresses():
+        # A TCP instance bound to 0.0.0.0 answers on loopback too.
+        address = address.replace("0.0.0.0:", "127.0.0.1:")
+        sh(HEALTH, address, "--protocol", protocol, "--expect-release", release)
 
 
 def reloads_since(epoch: float) -> dict:
@@ -212,11 +271,14 @@ def server_of(cmd: str) -> str | None:
     return None
 
 
-def gunicorn_server_header(instance: str) -> str:
-    """The Server header an instance sends, asked over HTTP on its unix socket (nginx hides it)."""
+def gunicorn_server_header(address: str) -> str:
+    """The Server header an instance sends, asked over HTTP on its unix socket or host:port (nginx
+    hides it)."""
     code = (
         "import socket,sys\n"
-        "s=socket.socket(socket.AF_UNIX);s.settimeout(5);s.connect(sys.argv[1])\n"
+        "a=sys.argv[1]\n"
+        "s=socket.socket(socket.AF_UNIX if a.startswith('/') else socket.AF_INET);s.settimeout(5)\n"
+        "s.connect(a if a.startswith('/') else (a.rsplit(':',1)[0],int(a.rsplit(':',1)[1])))\n"
         "s.sendall(b'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n')\n"
         "data=b''\n"
         "while b'\\r\\n\\r\\n' not in data:\n"
@@ -226,29 +288,50 @@ def gunicorn_server_header(instance: str) -> str:
         "print(next((l.split(':',1)[1].strip() for l in data.decode('latin-1').split('\\r\\n') "
         "if l.lower().startswith('server:')),''))\n"
     )
-    return sh("python3", "-c", code, f"/run/{instance}/app.sock").strip()
+    return sh("python3", "-c", code, address.replace("0.0.0.0:", "127.0.0.1:")).strip()
 
 
-def server_config(server: str, instance: str) -> dict:
-    """Workers and threads as the instance's config file on the host says."""
+def server_config(server: str, instance: str) -> tuple[dict, dict]:
+    """Workers and threads as the instance's config file on the host says; and where it listens,
+    in which protocol."""
     if server == "uwsgi":
         text = sh("cat", f"/etc/uwsgi/hello/{instance}.ini")
         keys = {"processes": "workers", "threads": "threads"}
     else:
         text = sh("cat", f"/etc/gunicorn/hello/{instance}.conf.py")
         keys = {"workers": "workers", "threads": "threads", "worker_class": "worker_class"}
-    out = {}
+    out, listen = {}, {}
     for line in text.splitlines():
         key, sep, value = (part.strip() for part in line.partition("="))
         if sep and key in keys:
             value = value.strip('"')
             out[keys[key]] = int(value) if value.isdigit() else value
-    return out
+        elif sep and server == "uwsgi" and key in ("socket", "http-socket"):
+            listen = {"protocol": "http" if key == "http-socket" else "uwsgi", "address": value}
+        elif sep and server == "gunicorn" and key == "bind":
+            listen = {"protocol": "http", "address": json.loads(value)[0].removeprefix("unix:")}
+    return out, listen
 
 
-def verify_server(server: str, same: dict) -> dict:
+def app_nginx_upstream() -> dict:
+    """app1's nginx as it runs (nginx -T): the app's upstream servers, how it passes requests,
+    its upstream keepalive."""
+    text = sh("nginx", "-T")
+    servers = re.findall(r"^\s*server (\S+) max_fails", text, re.MULTILINE)
+    return {
+        "servers": [server.removeprefix("unix:") for server in servers],
+        "pass": "uwsgi_pass" if re.search(r"^\s*uwsgi_pass ", text, re.MULTILINE) else "proxy_pass",
+        "keepalive": int(m.group(1)) if (m := re.search(r"^\s*keepalive (\d+);", text, re.MULTILINE)) else 0,
+    }
+
+
+def verify_server(server: str, same: dict, transport: dict | None = None) -> dict:
     """From outside: the units run server (master + workers, as the app user), the other server's
-    processes are gone, every instance answers on its socket in server's protocol."""
+    processes are gone, every instance listens where transport says (default: unix sockets, the
+    server's own protocol) and answers there in that protocol, nginx passes to exactly those."""
+    transport = {"listen": "unix", "bind": "127.0.0.1", "protocol": "http" if server == "gunicorn" else "uwsgi",
+                 **(transport or {})}
+    addresses = instance_addresses(transport["listen"], transport["bind"])
     tree = process_tree()
     for instance, units in tree.items():
         user, cmd = units["main"]
@@ -260,21 +343,32 @@ def verify_server(server: str, same: dict) -> dict:
     other = [line for line in sh("ps", "-e", "-o", "user=,args=").splitlines()
              if (server_of(line) or server) != server]
     assert not other, f"{server} should run alone, still running: {other}"
-    config = {i: server_config(server, i) for i in INSTANCES}
+    configs = {i: server_config(server, i) for i in INSTANCES}
+    config = {i: c[0] for i, c in configs.items()}
     want = {"workers": same["workers"], "threads": same["threads"]}
     if server == "gunicorn":
         want["worker_class"] = same["gunicorn_worker_class"]
     assert all(c == want for c in config.values()), f"{server} config {config}, wanted {want}"
-    protocol = "http" if server == "gunicorn" else "uwsgi"
+    protocol = transport["protocol"]
+    listens = [configs[i][1] for i in INSTANCES]
+    assert listens == [{"protocol": protocol, "address": a} for a in addresses], \
+        f"{server} listens {listens}, wanted {protocol} on {addresses}"
+    upstream = app_nginx_upstream()
+    want_pass = "uwsgi_pass" if protocol == "uwsgi" else "proxy_pass"
+    want_servers = [a.replace("0.0.0.0:", "127.0.0.1:") for a in addresses]
+    assert upstream["servers"] == want_servers and upstream["pass"] == want_pass, \
+        f"app nginx: {upstream}, wanted {want_pass} to {want_servers}"
     release = sh("cat", "/srv/hello/current/REVISION").strip()
-    every_instance_reports(release, protocol)
-    header = {i: gunicorn_server_header(i) for i in INSTANCES} if server == "gunicorn" else {}
+    every_instance_reports(release, protocol, addresses)
+    header = {i: gunicorn_server_header(a) for i, a in zip(INSTANCES, addresses)} if server == "gunicorn" else {}
     if server == "gunicorn":
         assert all(h.startswith("gunicorn") for h in header.values()), f"Server headers: {header}"
     sh(HEALTH, "127.0.0.1:80", "--protocol", "http", "--path", "/healthz")  # and through nginx
     return {
         "release": release,
         "protocol": protocol,
+        "listen": addresses,
+        "app_nginx": upstream,
         "processes_per_instance": {i: 1 + len(t["children"]) for i, t in tree.items()},
         "main": {i: t["main"][1] for i, t in tree.items()},
         "server_header": header,
@@ -284,6 +378,12 @@ def verify_server(server: str, same: dict) -> dict:
 def switch_server(server: str, same: dict, playbook) -> dict:
     """playbooks/app.yml with server and the same workers; then check what runs."""
     extra = server_vars(server, same)
+    try:  # already so (the first round on a fresh fleet): no playbook run to wait for
+        checked = verify_server(server, same)
+        print(f"== throughput: {server} with the same workers already in place", flush=True)
+        return {"server": server, "wall_s": 0, "switched": False, **checked}
+    except (AssertionError, RuntimeError):
+        pass
     print(f"== throughput: switch to {server}: playbooks/app.yml {' '.join(extra)}", flush=True)
     t0 = time.monotonic()
     playbook("playbooks/app.yml", *extra)
@@ -292,19 +392,24 @@ def switch_server(server: str, same: dict, playbook) -> dict:
     header = f", Server: {checked['server_header'][INSTANCES[0]]}" if checked["server_header"] else ""
     print(f"   {server} serves (release {checked['release']}, processes per instance "
           f"{checked['processes_per_instance']}{header}), switch {wall} s", flush=True)
-    return {"server": server, "wall_s": wall, **checked}
+    return {"server": server, "wall_s": wall, "switched": True, **checked}
 
 
 def wrk(args, seconds: int) -> dict:
     """One closed-loop wrk run inside the container; its figures."""
     out = sh("wrk", "--threads", str(min(2, args.connections)), "--connections", str(args.connections),
              "--duration", f"{seconds}s", "--timeout", "5s", "--script", WRK_SCRIPT, WRK_URL, timeout=seconds + 60)
+    return wrk_figures(out)
+
+
+def wrk_figures(out: str) -> dict:
+    """The figures of wrk's WRK_JSON line (both scripts print one)."""
     line = next((line for line in out.splitlines() if line.startswith("WRK_JSON ")), None)
     assert line, f"no summary from wrk: {out}"
     raw = json.loads(line[len("WRK_JSON "):])
     secs = raw["duration_us"] / 1e6
     ok = raw["requests"] - raw["status"]
-    return {
+    figures = {
         "requests": raw["requests"],
         "seconds": round(secs, 2),
         "rps": round(raw["requests"] / secs, 1) if secs else None,
@@ -317,16 +422,32 @@ def wrk(args, seconds: int) -> dict:
         "errors": {k: raw[k] for k in ("connect", "read", "write", "timeout")},
         "non_2xx_3xx": raw["status"],
     }
+    if "ol_rate" in raw:  # wrk-bench.lua, paced: the requests due in its window
+        window = raw["ol_window_us"] / 1e6
+        figures["open_loop"] = {
+            "rate": raw["ol_rate"],
+            "window_s": window,
+            "sent": raw["ol_sent"],
+            "answered": raw["ol_answered"],
+            "unanswered": raw["ol_unanswered"],
+            "late": raw["ol_late"],
+            "bad_status": raw["ol_bad_status"],
+            "rate_achieved": round(raw["ol_answered"] / window, 1) if window else None,
+            # -2: the percentile falls on a request that was never answered
+            "latency_ms": {q: (round(raw[f"ol_{q}_us"] / 1000, 2) if raw[f"ol_{q}_us"] >= 0 else None)
+                           for q in ("p50", "p90", "p99", "p999", "max")},
+        }
+    return figures
 
 
-def nginx_error_lines() -> int:
-    return int(sh("sh", "-c", "cat /var/log/nginx/error.log 2>/dev/null | wc -l").strip())
+def nginx_error_lines(host: str = APP_HOST) -> int:
+    return int(sh("sh", "-c", "cat /var/log/nginx/error.log 2>/dev/null | wc -l", host=host).strip())
 
 
-def nginx_errors_since(mark: int) -> dict:
+def nginx_errors_since(mark: int, host: str = APP_HOST) -> dict:
     """nginx's error log since line mark, counted by message (without the request details)."""
     counts: dict = {}
-    for line in sh("sh", "-c", f"tail -n +{mark + 1} /var/log/nginx/error.log 2>/dev/null").splitlines():
+    for line in sh("sh", "-c", f"tail -n +{mark + 1} /var/log/nginx/error.log 2>/dev/null", host=host).splitlines():
         msg = line.split(": ", 1)[-1].split(", client:")[0]
         msg = msg.split(" ", 1)[-1] if msg.startswith("*") else msg
         counts[msg] = counts.get(msg, 0) + 1
@@ -406,6 +527,380 @@ def throughput_phase(args, inventory: Path, playbook, back_to_uwsgi: bool) -> di
     }
 
 
+# ------------------------------------------------------------------------------------------------
+# The fleet phase: wall time of ansible-playbook runs over one host and over the fleet.
+
+FLEET = (LB_HOST, *APP_HOSTS)
+LB_UPSTREAMS = "/etc/nginx/wsgideploy/hello/app"  # the lb role's upstream files, one per app host
+
+
+def inventory_view(inventory: Path) -> dict:
+    """The scenario's inventory as Ansible reads it: groups and host variables."""
+    res = subprocess.run(["ansible-inventory", "-i", str(inventory), "--list"], capture_output=True, text=True,
+                         check=True)
+    data = json.loads(res.stdout)
+    groups = {name: sorted(group.get("hosts", [])) for name, group in data.items()
+              if name != "_meta" and isinstance(group, dict)}
+    return {"groups": groups, "hostvars": data.get("_meta", {}).get("hostvars", {})}
+
+
+def timings_connection(view: dict) -> dict:
+    """How ansible-playbook reaches each host (its ansible_connection; Ansible's default: ssh)."""
+    by_host = {h: view["hostvars"].get(h, {}).get("ansible_connection", "ssh") for h in FLEET}
+    users = {h: view["hostvars"][h]["ansible_user"] for h in FLEET if "ansible_user" in view["hostvars"].get(h, {})}
+    kinds = sorted(set(by_host.values()))
+    return {"connection": kinds[0] if len(kinds) == 1 else "mixed", "by_host": by_host, "ansible_user": users}
+
+
+def timed_playbook(path: str, *extra: str) -> tuple[float, str]:
+    """ansible-playbook -i <the scenario's inventory> path extra...: its wall time and output. The
+    hosts are reached as the inventory says (its ansible_connection), nothing here picks one."""
+    from wsgideploy_testlib import run_playbook
+
+    t0 = time.monotonic()
+    rc, out = run_playbook(path, *extra, timeout=1800)
+    wall = round(time.monotonic() - t0, 1)
+    assert rc == 0, f"{path} {' '.join(extra)} failed (rc {rc}):\n{out[-6000:]}"
+    return wall, out
+
+
+def lb_down_hosts() -> list[str]:
+    """App hosts the lb has marked down (drained)."""
+    out = sh("sh", "-c", f"grep -l ' down;' {LB_UPSTREAMS}/*.conf || true", host=LB_HOST)
+    return sorted(Path(path).stem for path in out.split())
+
+
+def noop_run(kind: str, rnd: int) -> dict:
+    """site.yml again on a converged fleet (nothing to change): app1 alone, or lb + every app host."""
+    from wsgideploy_testlib import recap
+
+    limit = ["--limit", APP_HOST] if kind == "1host" else []
+    want = {APP_HOST} if kind == "1host" else set(FLEET)
+    load = round(os.getloadavg()[0], 2)
+    wall, out = timed_playbook("site.yml", *limit)
+    counts = recap(out)
+    assert set(counts) == want, f"site.yml {' '.join(limit)} ran on {sorted(counts)}, not {sorted(want)}"
+    changed = {h: c.get("changed", 0) for h, c in sorted(counts.items())}
+    assert not any(changed.values()), f"site.yml {' '.join(limit)} was not a no-op: changed {changed}"
+    run = {"kind": kind, "round": rnd, "wall_s": wall, "limit": limit[1] if limit else "(none: lb + app)",
+           "hosts": sorted(counts), "tasks_ok": {h: c.get("ok", 0) for h, c in sorted(counts.items())},
+           "changed": changed, "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(f"   no-op site.yml, {kind}, round {rnd}: {wall} s (hosts {len(counts)}, changed 0)", flush=True)
+    return run
+
+
+def deploy_run(kind: str, rnd: int, src: Path) -> dict:
+    """playbooks/deploy.yml of a code-only release (src): to app1 alone (the lb still takes part:
+    the play delegates the drain and undrain to it), or to every app host (one at a time,
+    deploy_serial's default)."""
+    targets = [APP_HOST] if kind == "1host" else list(APP_HOSTS)
+    limit = ["--limit", APP_HOST] if kind == "1host" else []
+    before = {h: revision(h) for h in APP_HOSTS}
+    load = round(os.getloadavg()[0], 2)
+    wall, out = timed_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={src}", *limit)
+    after = {h: revision(h) for h in APP_HOSTS}
+    moved = [h for h in APP_HOSTS if after[h] != before[h]]
+    assert moved == targets, f"deploy {kind}: the release changed on {moved}, not on {targets}"
+    assert len({after[h] for h in targets}) == 1, f"deploy {kind}: releases {after}"
+    down = lb_down_hosts()
+    assert not down, f"deploy {kind}: still marked down on the lb: {down}"
+    delegated = re.findall(rf"^changed: \[(\S+) -> {re.escape(LB_HOST)}\]", out, re.MULTILINE)
+    run = {"kind": kind, "round": rnd, "wall_s": wall, "limit": limit[1] if limit else "(none: lb + app)",
+           "release": after[APP_HOST], "hosts_changed": moved,
+           "lb_changes_delegated": {h: delegated.count(h) for h in targets},
+           "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(f"   code-only deploy, {kind}, round {rnd}: {wall} s (release {run['release']} on {len(moved)} host(s), "
+          f"lb changes delegated {run['lb_changes_delegated']})", flush=True)
+    return run
+
+
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def paired(runs: list[dict], key: str, num: str, den: str, rounds: int) -> list:
+    """Per round: the ratio of num's figure to den's (runs of one round pair up)."""
+    out = []
+    for rnd in range(1, rounds + 1):
+        a = next((r[key] for r in runs if r["kind"] == num and r["round"] == rnd), None)
+        b = next((r[key] for r in runs if r["kind"] == den and r["round"] == rnd), None)
+        out.append(ratio(a, b))
+    return out
+
+
+def fleet_phase(args, workdir: Path, conn: dict) -> dict:
+    """Rounds of: site.yml no-op (1 host / fleet), then rounds of: code-only deploys (1 / 3 app
+    hosts), the order alternating from round to round."""
+    rounds = args.fleet_rounds
+    print(f"== fleet: site.yml no-op and code-only deploys, 1 host vs all, {rounds} rounds "
+          f"(connection: {conn['connection']})", flush=True)
+    noop = []
+    for rnd in range(1, rounds + 1):
+        for kind in ("1host", "4hosts") if rnd % 2 else ("4hosts", "1host"):
+            noop.append(noop_run(kind, rnd))
+    deploys, src = [], None
+    for rnd in range(1, rounds + 1):
+        for kind in ("1host", "3hosts") if rnd % 2 else ("3hosts", "1host"):
+            src = app_copy(workdir, f"fleet-{kind}-{rnd}", f"fleet phase, {kind}, round {rnd}", extra_requirement=False)
+            deploys.append(deploy_run(kind, rnd, src))
+
+    def summary(runs, one, many):
+        med = {kind: median(r["wall_s"] for r in runs if r["kind"] == kind) for kind in (one, many)}
+        by_round = paired(runs, "wall_s", many, one, rounds)
+        return {"runs": runs, "median_s": med, f"{many} / {one} by round": by_round,
+                "ratio_median": median(by_round), "ratio_of_medians": ratio(med[many], med[one])}
+
+    return {
+        "params": {
+            "rounds": rounds,
+            "noop": "ansible-playbook -i <inventory> site.yml, again on the converged fleet (asserted: changed=0 "
+                    f"everywhere): --limit {APP_HOST} (1host) vs no limit (4hosts: lb + 3 app hosts)",
+            "code_deploy": "ansible-playbook -i <inventory> playbooks/deploy.yml -e wsgi_app_src=<a copy of app/ with "
+                           f"one changed static file: a code-only release> --limit {APP_HOST} (1host; the play still "
+                           "drains and undrains it on the lb, delegated) vs no limit (3hosts, one at a time: "
+                           "deploy_serial's default); asserted: the release changed on exactly those hosts, none "
+                           "left drained",
+            "order": "alternating from round to round (1 host first in odd rounds)",
+            "ratio": "median of the per-round ratios (ratio_of_medians: the ratio of the medians)",
+            "ansible_config": os.environ.get("ANSIBLE_CONFIG"),
+            "connection": conn,
+        },
+        "noop": summary(noop, "1host", "4hosts"),
+        "deploy": summary(deploys, "1host", "3hosts"),
+        "src": str(src) if src else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The stack phase: app1's app server reached directly vs through lb -> app1's nginx, and the
+# transports between app1's nginx and the app server. Load from the lb container (wrk).
+
+# name: (app server, the project's variables that choose the transport)
+TRANSPORTS = {
+    "uwsgi_unix": ("uwsgi", {"wsgi_app_listen": "unix", "wsgi_app_protocol": "uwsgi"}),
+    "uwsgi_tcp": ("uwsgi", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "uwsgi", "wsgi_app_bind_address": "127.0.0.1"}),
+    # uWSGI speaking HTTP (http-socket): with --uwsgi-http, a diagnostic (see STACK_PARAMS), not a candidate
+    "uwsgi_http": ("uwsgi", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "http", "wsgi_app_bind_address": "127.0.0.1"}),
+    # Gunicorn: HTTP with keep-alive, bound to every address so the lb container reaches it directly
+    "http_keepalive": ("gunicorn", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "http", "wsgi_app_bind_address": "0.0.0.0"}),
+}
+CANDIDATES = ("uwsgi_unix", "uwsgi_tcp", "http_keepalive")
+LB_HTTPS = "https://127.0.0.1:443/healthz"  # the lb's own nginx (lb_https_port; plain HTTP redirects)
+TARGETS = {
+    "direct": {"url": f"http://{APP_HOST}:{BASE_PORT}/healthz",
+               "env": {"BENCH_ADDRS": ",".join(f"{APP_HOST}:{BASE_PORT + n}" for n in range(len(INSTANCES)))}},
+    "stack": {"url": LB_HTTPS, "env": {}},
+    "app_nginx": {"url": f"http://{APP_HOST}:80/healthz", "env": {}},
+}
+STACK_PARAMS = {
+    "client": "wrk (Debian's package) in the lb container for every run: the same client, connections and "
+              "duration for direct and stack; all containers share the machine's CPUs",
+    "direct": f"wrk -> {APP_HOST}:{BASE_PORT}..{BASE_PORT + len(INSTANCES) - 1} over the docker network: the app "
+              "server's instances themselves, one wrk thread per instance (wrk-bench.lua, BENCH_ADDRS), HTTP/1.1 "
+              "keep-alive",
+    "stack": f"wrk -> {LB_HTTPS}: the lb's nginx (TLS, upstream keep-alive, least_conn) -> {APP_HOST}'s nginx :80 "
+             "(upstream keep-alive) -> the same instances; the other app hosts drained on the lb "
+             "(playbooks/drain.yml) for the phase, so every request reaches the same workers",
+    "server": "Gunicorn for direct / stack (transport http_keepalive: wsgi_app_server=gunicorn, wsgi_app_listen=tcp, "
+              "wsgi_app_bind_address=0.0.0.0; gthread with uWSGI's workers x threads, as the throughput phase). Not "
+              "uWSGI's http-socket (wsgi_app_protocol=http with uWSGI): it closes every connection after its answer "
+              "without a Connection: close header, so a direct client reconnects for every request and the app "
+              "host's nginx (upstream keepalive) reuses connections uWSGI already closed ('upstream prematurely "
+              "closed connection', instances taken out by max_fails=1, 502s): --uwsgi-http measures it "
+              "(transport_detail.uwsgi_http)",
+    "transport": f"wrk -> {APP_HOST}'s nginx :80, closed loop; uwsgi_unix / uwsgi_tcp: uWSGI (the project's default "
+                 "server), uwsgi protocol over a unix socket / TCP 127.0.0.1; http_keepalive: Gunicorn over TCP, "
+                 "nginx proxy_pass with upstream keepalive; uwsgi_http (--uwsgi-http; diagnostic, not a candidate "
+                 "for best): uWSGI http-socket behind the same proxy_pass + keepalive. Switched with playbooks/app.yml "
+                 f"--limit {APP_HOST} and the project's variables (wsgi_app_server, wsgi_app_listen, "
+                 "wsgi_app_protocol, wsgi_app_bind_address); checked from the process tree, the config files, "
+                 "nginx -T and each instance's answer. rps: 2xx/3xx answers a second, median of the rounds",
+    "open_loop": "wrk + molecule/bench/wrk-bench.lua (wrk2's method, wrk2 is not in Debian): one connection per wrk "
+                 "thread, each sending at fixed times (together: the rate, evenly spaced); a request's latency "
+                 "counts from when it was due if its connection was still busy then (a late answer delays the "
+                 "next request: the wait is counted), else from when it was sent; requests never answered count "
+                 "as the slowest. Rate: 50 % of direct_rps (the median), the same for direct and stack",
+    "ratios": "median of the per-round ratios (the runs of one round pair up)",
+}
+
+
+def lb_wrk(url: str, seconds: int, connections: int, threads: int, env: dict) -> dict:
+    """One wrk run in the lb container with wrk-bench.lua; its figures."""
+    settings = [f"{k}={v}" for k, v in env.items()]
+    out = sh("env", *settings, "wrk", "--threads", str(threads), "--connections", str(connections),
+             "--duration", f"{seconds}s", "--timeout", "5s", "--script", WRK_BENCH, url,
+             host=LB_HOST, timeout=seconds + 60)
+    return wrk_figures(out)
+
+
+def tcp_passive_opens(host: str) -> int:
+    """TCP connections the host has accepted (its network namespace's counter)."""
+    lines = [line.split() for line in sh("cat", "/proc/net/snmp", host=host).splitlines() if line.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("PassiveOpens")])
+
+
+def closed_run(args, target: str, rnd: int, transport: str) -> dict:
+    """A warm-up (discarded), then a closed-loop run of --stack-duration seconds against target."""
+    url, env = TARGETS[target]["url"], TARGETS[target]["env"]
+    threads = min(2, args.connections)
+    if args.warmup:
+        lb_wrk(url, args.warmup, args.connections, threads, env)
+    marks = {h: nginx_error_lines(h) for h in (LB_HOST, APP_HOST)}
+    opens = tcp_passive_opens(APP_HOST)
+    fig = lb_wrk(url, args.stack_duration, args.connections, threads, env)
+    opens = tcp_passive_opens(APP_HOST) - opens
+    run = {"kind": target, "transport": transport, "round": rnd, **fig,
+           f"{APP_HOST}_tcp_accepts_per_request": round(opens / fig["requests"], 3) if fig["requests"] else None,
+           "nginx_errors": {h: nginx_errors_since(marks[h], h) for h in marks},
+           "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(f"   {transport} {target} round {rnd}: {fig['ok_rps']} 2xx/3xx req/s (all {fig['rps']}), "
+          f"p50 {fig['latency_ms']['p50']} ms, p99 {fig['latency_ms']['p99']} ms, errors {fig['socket_errors']}, "
+          f"non-2xx/3xx {fig['non_2xx_3xx']}, {APP_HOST} TCP accepts/request "
+          f"{run[f'{APP_HOST}_tcp_accepts_per_request']}", flush=True)
+    return run
+
+
+def open_run(args, target: str, rnd: int, rate: int) -> dict:
+    """An open-loop run at rate requests a second: --ol-warmup seconds not counted, then
+    --stack-duration seconds counted (and a second more for the last answers)."""
+    url = TARGETS[target]["url"]
+    threads = args.ol_connections
+    env = {**TARGETS[target]["env"], "BENCH_RATE": rate, "BENCH_THREADS": threads, "BENCH_WARMUP": args.ol_warmup,
+           "BENCH_WINDOW": args.stack_duration}
+    seconds = math.ceil(0.3 + args.ol_warmup + args.stack_duration + 1)
+    marks = {h: nginx_error_lines(h) for h in (LB_HOST, APP_HOST)}
+    fig = lb_wrk(url, seconds, threads, threads, env)
+    ol = fig["open_loop"]
+    run = {"kind": target, "round": rnd, **fig, "nginx_errors": {h: nginx_errors_since(marks[h], h) for h in marks},
+           "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(f"   open loop {target} round {rnd}: {ol['rate']} req/s asked, {ol['rate_achieved']} answered/s, "
+          f"p50 {ol['latency_ms']['p50']} ms, p99 {ol['latency_ms']['p99']} ms, max {ol['latency_ms']['max']} ms, "
+          f"late {ol['late']}, unanswered {ol['unanswered']}, bad status {ol['bad_status']}", flush=True)
+    return run
+
+
+def lb_answers_from(n: int = 6) -> list[str]:
+    """Which app host answers n requests through the lb (the example app names itself)."""
+    return [json.loads(sh("curl", "-sk", "--max-time", "5", LB_HTTPS, host=LB_HOST))["host"] for _ in range(n)]
+
+
+def switch_transport(name: str, same: dict, app1_playbook) -> dict:
+    server, variables = TRANSPORTS[name]
+    transport = {"listen": variables["wsgi_app_listen"], "protocol": variables["wsgi_app_protocol"],
+                 "bind": variables.get("wsgi_app_bind_address", "127.0.0.1")}
+    try:
+        checked = verify_server(server, same, transport)
+        print(f"== stack: {name}: already in place", flush=True)
+        return {"transport": name, "wall_s": 0, "switched": False, **checked}
+    except (AssertionError, RuntimeError):
+        pass
+    extra = server_vars(server, same)
+    for key, value in variables.items():
+        extra += ["-e", f"{key}={value}"]
+    print(f"== stack: switch to {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}", flush=True)
+    t0 = time.monotonic()
+    app1_playbook("playbooks/app.yml", *extra)
+    wall = round(time.monotonic() - t0, 1)
+    checked = verify_server(server, same, transport)
+    print(f"   {name}: {server} on {checked['listen']} ({checked['protocol']}), nginx {checked['app_nginx']}, "
+          f"switch {wall} s", flush=True)
+    return {"transport": name, "wall_s": wall, "switched": True, **checked}
+
+
+def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
+    same = same_workers(inventory, args)
+    rounds = args.stack_rounds
+    print(f"== stack: {same['instances']} instances x {same['workers']} workers x {same['threads']} threads on "
+          f"{APP_HOST}; wrk in {LB_HOST}, {args.connections} connections, {args.warmup} s warm-up + "
+          f"{args.stack_duration} s per run, {rounds} rounds", flush=True)
+    subprocess.run(["docker", "exec", "-i", LB_HOST, "sh", "-c", f"mkdir -p {BENCH_LIB} && cat > {WRK_BENCH}"],
+                   input=(Path(__file__).parent / "wrk-bench.lua").read_text(), text=True, check=True,
+                   capture_output=True)
+    sh("sh", "-c", "command -v wrk || { echo 'no wrk: the bench prepare installs it'; exit 1; }", host=LB_HOST)
+    others = [h for h in APP_HOSTS if h != APP_HOST]
+    print(f"== stack: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
+    playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
+    switches, runs, open_runs = [], [], []
+    transports = [t for t in TRANSPORTS if t != "uwsgi_http" or args.uwsgi_http]
+    try:
+        assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
+        answered = lb_answers_from()
+        assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
+        for name in transports:
+            switches.append(switch_transport(name, same, app1_playbook))
+            if name != "http_keepalive":
+                runs += [closed_run(args, "app_nginx", rnd, name) for rnd in range(1, rounds + 1)]
+                continue
+            order = ["app_nginx", "direct", "stack"]
+            for rnd in range(1, rounds + 1):
+                for target in order[rnd - 1:] + order[:rnd - 1]:  # rotated from round to round
+                    runs.append(closed_run(args, target, rnd, name))
+            direct = median(r["ok_rps"] for r in runs if r["kind"] == "direct")
+            rate = max(1, round(direct * args.ol_fraction))
+            print(f"== stack: open loop at {rate} req/s ({args.ol_fraction:g} x direct_rps {direct}), "
+                  f"{args.ol_connections} connections", flush=True)
+            for rnd in range(1, rounds + 1):
+                for target in ("direct", "stack") if rnd % 2 else ("stack", "direct"):
+                    open_runs.append(open_run(args, target, rnd, rate))
+    finally:
+        print(f"== stack: back to the inventory's transport, undrain {', '.join(others)}", flush=True)
+        try:
+            app1_playbook("playbooks/app.yml")
+            verify_server("uwsgi", same_workers(inventory))
+        finally:
+            playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+    assert not lb_down_hosts(), f"still drained: {lb_down_hosts()}"
+
+    def ok_rps(kind, transport="http_keepalive"):
+        return [r["ok_rps"] for r in runs if r["kind"] == kind and r["transport"] == transport]
+
+    direct_rps, stack_rps = ok_rps("direct"), ok_rps("stack")
+    over = [ratio(s, d) for s, d in zip(stack_rps, direct_rps)]
+
+    def p99(kind):
+        return [r["open_loop"]["latency_ms"]["p99"] for r in sorted(open_runs, key=lambda r: r["round"])
+                if r["kind"] == kind]
+
+    direct_p99, stack_p99 = p99("direct"), p99("stack")
+    p99_over = [ratio(s, d) for s, d in zip(stack_p99, direct_p99)]
+    transport = {}
+    for name in transports:
+        mine = [r for r in runs if r["kind"] == "app_nginx" and r["transport"] == name]
+        transport[name] = {
+            "server": TRANSPORTS[name][0],
+            "variables": TRANSPORTS[name][1],
+            "rps": median(r["ok_rps"] for r in mine),
+            "rps_by_round": [r["ok_rps"] for r in mine],
+            "rps_all_answers_by_round": [r["rps"] for r in mine],
+            "p99_ms": median(r["latency_ms"]["p99"] for r in mine),
+            "non_2xx_3xx": sum(r["non_2xx_3xx"] for r in mine),
+            "socket_errors": sum(r["socket_errors"] for r in mine),
+            f"{APP_HOST}_tcp_accepts_per_request": median(r[f"{APP_HOST}_tcp_accepts_per_request"] for r in mine),
+        }
+    best = max((n for n in CANDIDATES if transport.get(n, {}).get("rps") is not None),
+               key=lambda n: transport[n]["rps"], default=None)
+    return {
+        "params": {**STACK_PARAMS, "connections": args.connections, "wrk_threads": min(2, args.connections),
+                   "warmup_s": args.warmup, "duration_s": args.stack_duration, "rounds": rounds,
+                   "open_loop_connections": args.ol_connections, "open_loop_warmup_s": args.ol_warmup,
+                   "open_loop_fraction_of_direct": args.ol_fraction,
+                   "open_loop_rate": open_runs[0]["open_loop"]["rate"] if open_runs else None},
+        "same_workers": same,
+        "switches": switches,
+        "runs": runs,
+        "open_loop_runs": open_runs,
+        "direct_rps": median(direct_rps), "direct_rps_by_round": direct_rps,
+        "stack_rps": median(stack_rps), "stack_rps_by_round": stack_rps,
+        "stack_over_direct": median(over), "stack_over_direct_by_round": over,
+        "direct_p99_ms": median(direct_p99), "direct_p99_ms_by_round": direct_p99,
+        "stack_p99_ms": median(stack_p99), "stack_p99_ms_by_round": stack_p99,
+        "p99_ratio": median(p99_over), "p99_ratio_by_round": p99_over,
+        "transport": {**{n: transport[n]["rps"] for n in CANDIDATES if n in transport}, "best": best},
+        "transport_detail": transport,
+    }
+
+
 def step(name: str, what: str, action, args) -> dict:
     """Run action under constant load; the load's summary and the action's wall time."""
     from wsgideploy_testlib import load_during
@@ -460,14 +955,14 @@ def fmt(value) -> str:
 def markdown_throughput(tp: dict) -> list[str]:
     same, params = tp["same_workers"], tp["params"]
     rows = [
-        f"Throughput behind nginx (GET {params['url']}, wrk inside the container, closed loop, "
-        f"{params['connections']} connections, {params['warmup_s']} s warm-up + {params['duration_s']} s per run); "
-        f"both servers: {same['instances']} instances x {same['workers']} workers x {same['threads']} threads "
-        f"(uwsgi_processes={same['workers']} uwsgi_threads={same['threads']} / gunicorn_workers={same['workers']} "
-        f"gunicorn_threads={same['threads']} gunicorn_worker_class={same['gunicorn_worker_class']}; {same['source']})",
+        (f"Throughput behind nginx (GET {params['url']}, wrk inside the container, closed loop, "
+         f"{params['connections']} connections, {params['warmup_s']} s warm-up + {params['duration_s']} s per run); "
+         f"both servers: {same['instances']} instances x {same['workers']} workers x {same['threads']} threads "
+         f"(uwsgi_processes={same['workers']} uwsgi_threads={same['threads']} / gunicorn_workers={same['workers']} "
+         f"gunicorn_threads={same['threads']} gunicorn_worker_class={same['gunicorn_worker_class']}; {same['source']})"),
         "",
-        "| run | server | 2xx/3xx req/s | req/s, all | p50 ms | p99 ms | max ms | requests | socket errors | "
-        "non-2xx/3xx | worker recycles | load avg |",
+        ("| run | server | 2xx/3xx req/s | req/s, all | p50 ms | p99 ms | max ms | requests | socket errors | "
+         "non-2xx/3xx | worker recycles | load avg |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(tp["runs"], 1):
@@ -484,8 +979,8 @@ def markdown_throughput(tp: dict) -> list[str]:
     rows += [f"| {name} | {fmt(value)} |" for name, value in tp["ratios"].items()]
     bad = [r for r in tp["runs"] if r["non_2xx_3xx"] or r["socket_errors"]]
     if bad:
-        rows += ["", "(!) answers that were not 2xx/3xx or socket errors: req/s, all counts them (an nginx 502 is fast), "
-                 "2xx/3xx req/s does not. nginx's error log during those runs:"]
+        rows += ["", ("(!) answers that were not 2xx/3xx or socket errors: req/s, all counts them (an nginx 502 is fast), "
+                 "2xx/3xx req/s does not. nginx's error log during those runs:")]
         rows += [f"- run {tp['runs'].index(r) + 1} ({r['server']}): {json.dumps(r.get('nginx_errors', {}))}" for r in bad]
     return rows
 
@@ -510,8 +1005,78 @@ def markdown_reloads(rl: dict) -> list[str]:
     return rows
 
 
+def markdown_keys(results: dict) -> list[str]:
+    """Every top-level key of the fleet and stack phases, with its rounds."""
+    fleet, stack = results.get("fleet"), results.get("stack")
+
+    def rounds(phase: dict | None, *path):
+        if not phase:
+            return ""
+        node = phase
+        for key in path:
+            node = node[key]
+        return ", ".join(fmt(v) for v in node)
+
+    def fleet_rounds(part: str, kind: str) -> str:
+        if not fleet:
+            return ""
+        return ", ".join(fmt(r["wall_s"]) for r in sorted(fleet[part]["runs"], key=lambda r: r["round"])
+                         if r["kind"] == kind)
+
+    detail = (stack or {}).get("transport_detail", {})
+    rows = [
+        "| key | value (median) | rounds | what |",
+        "|---|---|---|---|",
+        (f"| direct_rps | {fmt(results['direct_rps'])} | {rounds(stack, 'direct_rps_by_round')} | 2xx/3xx req/s, "
+         f"wrk in the lb -> {APP_HOST}'s Gunicorn instances, closed loop |"),
+        (f"| stack_rps | {fmt(results['stack_rps'])} | {rounds(stack, 'stack_rps_by_round')} | the same through "
+         "lb nginx (TLS) -> app nginx -> the same instances |"),
+        (f"| stack_over_direct | {fmt(results['stack_over_direct'])} | {rounds(stack, 'stack_over_direct_by_round')} "
+         "| stack / direct, per round |"),
+        (f"| direct_p99_ms | {fmt(results['direct_p99_ms'])} | {rounds(stack, 'direct_p99_ms_by_round')} | open loop "
+         f"at {fmt((stack or {}).get('params', {}).get('open_loop_rate'))} req/s (50 % of direct_rps) |"),
+        (f"| stack_p99_ms | {fmt(results['stack_p99_ms'])} | {rounds(stack, 'stack_p99_ms_by_round')} | the same "
+         "rate through the stack |"),
+        (f"| p99_ratio | {fmt(results['p99_ratio'])} | {rounds(stack, 'p99_ratio_by_round')} | stack / direct, per "
+         "round |"),
+    ]
+    for name in (*CANDIDATES, "uwsgi_http"):
+        d = detail.get(name)
+        if name == "uwsgi_http" and not d:
+            continue
+        value = (results["transport"] or {}).get(name) if name != "uwsgi_http" else d["rps"]
+        what = {"uwsgi_unix": "uWSGI, uwsgi protocol, unix socket", "uwsgi_tcp": "uWSGI, uwsgi protocol, TCP",
+                "http_keepalive": "Gunicorn, HTTP, nginx upstream keepalive",
+                "uwsgi_http": "diagnostic, not a candidate: uWSGI http-socket behind proxy_pass + keepalive"}[name]
+        errors = f"; non-2xx/3xx {d['non_2xx_3xx']}, socket errors {d['socket_errors']}" if d and (
+            d["non_2xx_3xx"] or d["socket_errors"]) else ""
+        rows.append(f"| transport.{name} | {fmt(value)} | {', '.join(fmt(v) for v in d['rps_by_round']) if d else ''} "
+                    f"| 2xx/3xx req/s via app nginx: {what}{errors} |")
+    rows += [
+        f"| transport.best | {fmt((results['transport'] or {}).get('best'))} | | fastest of {', '.join(CANDIDATES)} |",
+        (f"| noop_1host_s | {fmt(results['noop_1host_s'])} | {fleet_rounds('noop', '1host')} | site.yml again, "
+         f"--limit {APP_HOST} |"),
+        (f"| noop_4hosts_s | {fmt(results['noop_4hosts_s'])} | {fleet_rounds('noop', '4hosts')} | site.yml again, "
+         "lb + 3 app hosts |"),
+        (f"| noop_scale_ratio | {fmt(results['noop_scale_ratio'])} | "
+         f"{rounds(fleet, 'noop', '4hosts / 1host by round')} | 4 hosts / 1 host, per round |"),
+        (f"| code_deploy_1host_s | {fmt(results['code_deploy_1host_s'])} | {fleet_rounds('deploy', '1host')} | "
+         f"playbooks/deploy.yml, code-only release, --limit {APP_HOST} |"),
+        (f"| code_deploy_3hosts_s | {fmt(results['code_deploy_3hosts_s'])} | {fleet_rounds('deploy', '3hosts')} | "
+         "the same to the 3 app hosts (one at a time) |"),
+        (f"| deploy_scale_ratio | {fmt(results['deploy_scale_ratio'])} | "
+         f"{rounds(fleet, 'deploy', '3hosts / 1host by round')} | 3 hosts / 1 host, per round |"),
+        (f"| cold_converge_s | {fmt(results['cold_converge_s'])} | "
+         f"{'1 round' if results['cold_converge_s'] is not None else ''} | molecule converge of fresh containers, "
+         "lb + 3 app hosts |"),
+        (f"| timings_connection | {fmt(results['timings_connection'])} | | ansible_connection of the hosts, from the "
+         "scenario's inventory |"),
+    ]
+    return rows
+
+
 def markdown(results: dict) -> str:
-    parts = []
+    parts = ["\n".join(markdown_keys(results))]
     if "throughput" in results:
         parts.append("\n".join(markdown_throughput(results["throughput"])))
     if "reloads" in results:
@@ -599,18 +1164,49 @@ def reload_phase(args, playbook) -> dict:
     }
 
 
+PHASES = ("fleet", "throughput", "stack", "reload")
+# The top-level keys of the fleet and stack phases (null when the phase did not run).
+TOP_KEYS = ("direct_rps", "stack_rps", "stack_over_direct", "direct_p99_ms", "stack_p99_ms", "p99_ratio", "transport",
+            "noop_1host_s", "noop_4hosts_s", "noop_scale_ratio", "code_deploy_1host_s", "code_deploy_3hosts_s",
+            "deploy_scale_ratio", "cold_converge_s", "timings_connection")
+
+
+def phase_list(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in PHASES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(PHASES)} (comma-separated), not {value!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["throughput", "reload"], help="run one phase only")
+    parser.add_argument("--only", type=phase_list, help=f"run these phases only ({','.join(PHASES)}; comma-separated)")
+    parser.add_argument("--skip", type=phase_list, default=[], help="leave these phases out (comma-separated)")
     parser.add_argument("--skip-throughput", action="store_true", help="leave the throughput phase out")
-    parser.add_argument("--duration", type=int, default=180, help="reload steps: seconds of load per step (30..300)")
+    parser.add_argument("--duration", type=int, default=120, help="reload steps: seconds of load per step (30..300)")
     parser.add_argument("--rate", type=int, default=20, help="reload steps: requests a second (1..50)")
     parser.add_argument("--tp-duration", type=int, default=20, help="throughput: measured seconds per run (5..120)")
-    parser.add_argument("--warmup", type=int, default=3, help="throughput: warm-up seconds before each run (0..30)")
-    parser.add_argument("--connections", type=int, default=16, help="throughput: wrk connections (1..256)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="throughput and stack: warm-up seconds before each closed-loop run (0..30)")
+    parser.add_argument("--connections", type=int, default=16,
+                        help="throughput and stack: wrk connections, closed loop (1..256)")
     parser.add_argument("--rounds", type=int, default=2, help="throughput: runs per server, alternating (1..5)")
-    parser.add_argument("--workers", type=int, help="throughput: workers per instance (default: uWSGI's processes)")
-    parser.add_argument("--threads", type=int, help="throughput: threads per worker (default: uWSGI's threads)")
+    parser.add_argument("--workers", type=int, help="throughput and stack: workers per instance (default: uWSGI's)")
+    parser.add_argument("--threads", type=int, help="throughput and stack: threads per worker (default: uWSGI's)")
+    parser.add_argument("--fleet-rounds", type=int, default=3, help="fleet: rounds of each timing (3..5)")
+    parser.add_argument("--stack-rounds", type=int, default=3, help="stack: rounds of each run (3..5)")
+    parser.add_argument("--stack-duration", type=int, default=10,
+                        help="stack: measured seconds per run, closed and open loop (5..60)")
+    parser.add_argument("--ol-connections", type=int, default=32,
+                        help="stack, open loop: connections (one wrk thread each, 4..64)")
+    parser.add_argument("--ol-warmup", type=int, default=2, help="stack, open loop: seconds not counted (0..10)")
+    parser.add_argument("--ol-fraction", type=float, default=0.5,
+                        help="stack, open loop: the rate as a fraction of direct_rps (0.05..0.9)")
+    parser.add_argument("--uwsgi-http", action="store_true",
+                        help="stack: measure the uwsgi_http diagnostic transport too (one switch and 3 runs more)")
+    parser.add_argument("--cold-converge-s", type=float,
+                        help="seconds the converge of fresh hosts took (make bench times it and passes it)")
     parser.add_argument("--output", default=str(PROJECT / "bench-results.json"), help="where the JSON goes")
     args = parser.parse_args(argv)
     if not 30 <= args.duration <= MAX_DURATION or not 1 <= args.rate <= 50:
@@ -620,12 +1216,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tp-duration must be 5..120 s, --warmup 0..30 s, --connections 1..256, --rounds 1..5")
     if (args.workers is not None and args.workers < 1) or (args.threads is not None and args.threads < 1):
         parser.error("--workers and --threads must be >= 1")
-    if args.only == "reload" and args.skip_throughput:
-        args.skip_throughput = False  # the same thing
-    if args.only == "throughput" and args.skip_throughput:
-        parser.error("--only throughput and --skip-throughput leave nothing to run")
-    run_throughput = args.only in (None, "throughput") and not args.skip_throughput
-    run_reloads = args.only in (None, "reload")
+    # Medians of at least 3 rounds for every fleet and stack figure.
+    if not (3 <= args.fleet_rounds <= 5 and 3 <= args.stack_rounds <= 5 and 5 <= args.stack_duration <= 60
+            and 4 <= args.ol_connections <= 64 and 0 <= args.ol_warmup <= 10 and 0.05 <= args.ol_fraction <= 0.9):
+        parser.error("--fleet-rounds and --stack-rounds must be 3..5, --stack-duration 5..60 s, --ol-connections "
+                     "4..64, --ol-warmup 0..10 s, --ol-fraction 0.05..0.9")
+    skip = set(args.skip) | ({"throughput"} if args.skip_throughput else set())
+    run = [p for p in PHASES if p in (args.only or PHASES) and p not in skip]
+    if not run:
+        parser.error("--only and --skip leave nothing to run")
 
     ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
     inventory = Path(ephemeral) / "inventory" / "ansible_inventory.yml"
@@ -636,30 +1235,82 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MOLECULE_INVENTORY_FILE"] = str(inventory)
     from wsgideploy_testlib import playbook, record_figure
 
-    results: dict = {"host": APP_HOST, "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if run_throughput:
-        tp = throughput_phase(args, inventory, playbook, back_to_uwsgi=run_reloads)
-        results["throughput"] = tp
-        for server, m in tp["median"].items():
-            record_figure(f"bench_throughput_{server}", m)
-        if run_reloads:  # its table now, in case a reload step fails; all tables again at the end
-            print()
-            print("\n".join(markdown_throughput(tp)), flush=True)
-            print()
-    if run_reloads:
-        subprocess.run(["docker", "cp", str(PROJECT / "scripts" / "loadgen.py"), f"{APP_HOST}:/usr/local/bin/loadgen"],
-                       check=True, capture_output=True)
-        sh("chmod", "0755", "/usr/local/bin/loadgen")
-        rl = reload_phase(args, playbook)
-        results["reloads"] = rl
-        for key, figures in rl["steps"].items():
-            record_figure(f"bench_{key}", {k: figures[k] for k in ("requests", "failed", "latency_ms", "wall_s", "reload")})
-    with open(args.output, "w") as fh:
-        json.dump(results, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    view = inventory_view(inventory)
+    if view["groups"].get("lb") != [LB_HOST] or view["groups"].get("app") != sorted(APP_HOSTS):
+        raise SystemExit(f"the bench inventory is not the fleet bench.py knows (lb {LB_HOST}, app {APP_HOSTS}): "
+                         f"{view['groups']}")
+    conn = timings_connection(view)
+    # Every playbook of the throughput, stack and reload phases runs on app1 only, and on the release
+    # app1 has (the fleet phase's last one once it ran): they change nothing else.
+    state: dict = {"src": None}
+
+    def app1_playbook(path: str, *extra: str) -> str:
+        src = ["-e", f"wsgi_app_src={state['src']}"] if state["src"] else []
+        return playbook(path, "--limit", APP_HOST, *src, *extra)
+
+    results: dict = {"host": APP_HOST, "hosts": {"lb": LB_HOST, "app": list(APP_HOSTS)}, "cpus": os.cpu_count(),
+                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phases": run,
+                     **{key: None for key in TOP_KEYS}}
+    results["timings_connection"] = conn["connection"]
+    if args.cold_converge_s is not None:
+        results["cold_converge_s"] = round(args.cold_converge_s, 1)
+        results["cold_converge"] = {
+            "s": round(args.cold_converge_s, 1), "rounds": 1, "connection": conn,
+            "what": "make bench: wall time of `molecule converge -s bench` (site.yml: lb + 3 app hosts, bare to "
+                    "serving) right after `molecule destroy` + `molecule create` (fresh containers; the scenario's "
+                    "prepare.yml installed wrk, then emptied apt's lists as in the image); includes molecule's own "
+                    "start-up. One round: a cold converge takes minutes"}
+    t_start = time.monotonic()
+
+    def save() -> None:
+        results["bench_wall_s"] = round(time.monotonic() - t_start, 1)
+        with open(args.output, "w") as fh:
+            json.dump(results, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+
+    with tempfile.TemporaryDirectory(prefix="wsgideploy-bench-") as tmp:
+        if "fleet" in run:
+            fl = fleet_phase(args, Path(tmp), conn)
+            state["src"] = fl["src"]
+            results["fleet"] = fl
+            results.update({
+                "noop_1host_s": fl["noop"]["median_s"]["1host"], "noop_4hosts_s": fl["noop"]["median_s"]["4hosts"],
+                "noop_scale_ratio": fl["noop"]["ratio_median"],
+                "code_deploy_1host_s": fl["deploy"]["median_s"]["1host"],
+                "code_deploy_3hosts_s": fl["deploy"]["median_s"]["3hosts"],
+                "deploy_scale_ratio": fl["deploy"]["ratio_median"],
+            })
+            record_figure("bench_fleet", {k: results[k] for k in TOP_KEYS[7:13]})
+            save()
+        if "throughput" in run:
+            tp = throughput_phase(args, inventory, app1_playbook, back_to_uwsgi="reload" in run or "stack" in run)
+            results["throughput"] = tp
+            for server, m in tp["median"].items():
+                record_figure(f"bench_throughput_{server}", m)
+            save()
+            if "reload" in run or "stack" in run:  # its table now, in case a later phase fails; all again at the end
+                print()
+                print("\n".join(markdown_throughput(tp)), flush=True)
+                print()
+        if "stack" in run:
+            st = stack_phase(args, inventory, playbook, app1_playbook)
+            results["stack"] = st
+            results.update({key: st[key] for key in TOP_KEYS[:7]})
+            record_figure("bench_stack", {k: results[k] for k in TOP_KEYS[:7]})
+            save()
+        if "reload" in run:
+            subprocess.run(["docker", "cp", str(PROJECT / "scripts" / "loadgen.py"),
+                            f"{APP_HOST}:/usr/local/bin/loadgen"], check=True, capture_output=True)
+            sh("chmod", "0755", "/usr/local/bin/loadgen")
+            rl = reload_phase(args, app1_playbook)
+            results["reloads"] = rl
+            for key, figures in rl["steps"].items():
+                record_figure(f"bench_{key}",
+                              {k: figures[k] for k in ("requests", "failed", "latency_ms", "wall_s", "reload")})
+    save()
     print()
     print(markdown(results))
-    print(f"\n(JSON: {args.output})")
+    print(f"\n(JSON: {args.output}; bench.py took {results['bench_wall_s']} s)")
     return 0
 
 
