@@ -50,7 +50,7 @@ wsgi_app_listen, wsgi_app_protocol, wsgi_app_bind_address), each checked (proces
 files, nginx -T, every instance's answer), measured through app1's nginx (closed loop,
 --stack-rounds rounds of --warmup + --stack-duration s): uwsgi_unix, uwsgi_tcp (uWSGI),
 http_keepalive (Gunicorn over TCP), and with --uwsgi-http uwsgi_http (uWSGI's http-socket behind
-the same proxy_pass + keepalive: a diagnostic, not a candidate for best; see STACK_PARAMS). On
+proxy_pass, a new connection per request: a diagnostic, not a candidate for best; see STACK_PARAMS). On
 http_keepalive also, the rounds rotated: direct (wrk -> the Gunicorn instances themselves) and
 stack (wrk -> the lb's nginx, TLS -> app1's nginx -> the same instances), the same connections
 and duration: direct_rps, stack_rps, stack_over_direct; then open loop at --ol-fraction (0.5) x
@@ -680,7 +680,7 @@ def fleet_phase(args, workdir: Path, conn: dict) -> dict:
 TRANSPORTS = {
     "uwsgi_unix": ("uwsgi", {"wsgi_app_listen": "unix", "wsgi_app_protocol": "uwsgi"}),
     "uwsgi_tcp": ("uwsgi", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "uwsgi", "wsgi_app_bind_address": "127.0.0.1"}),
-    # uWSGI speaking HTTP (http-socket): with --uwsgi-http, a diagnostic (see STACK_PARAMS), not a candidate
+    # uWSGI speaking HTTP (http-socket, no upstream keepalive): with --uwsgi-http, a diagnostic, not a candidate
     "uwsgi_http": ("uwsgi", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "http", "wsgi_app_bind_address": "127.0.0.1"}),
     # Gunicorn: HTTP with keep-alive, bound to every address so the lb container reaches it directly
     "http_keepalive": ("gunicorn", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "http", "wsgi_app_bind_address": "0.0.0.0"}),
@@ -705,14 +705,14 @@ STACK_PARAMS = {
     "server": "Gunicorn for direct / stack (transport http_keepalive: wsgi_app_server=gunicorn, wsgi_app_listen=tcp, "
               "wsgi_app_bind_address=0.0.0.0; gthread with uWSGI's workers x threads, as the throughput phase). Not "
               "uWSGI's http-socket (wsgi_app_protocol=http with uWSGI): it closes every connection after its answer "
-              "without a Connection: close header, so a direct client reconnects for every request and the app "
-              "host's nginx (upstream keepalive) reuses connections uWSGI already closed ('upstream prematurely "
-              "closed connection', instances taken out by max_fails=1, 502s): --uwsgi-http measures it "
+              "without a Connection: close header, so a direct client reconnects for every request; the app "
+              "host's nginx keeps no idle connection to it (wsgi_app_keepalive 0: reusing connections uWSGI had "
+              "closed failed requests and took the instances out). --uwsgi-http measures it "
               "(transport_detail.uwsgi_http)",
     "transport": f"wrk -> {APP_HOST}'s nginx :80, closed loop; uwsgi_unix / uwsgi_tcp: uWSGI (the project's default "
                  "server), uwsgi protocol over a unix socket / TCP 127.0.0.1; http_keepalive: Gunicorn over TCP, "
                  "nginx proxy_pass with upstream keepalive; uwsgi_http (--uwsgi-http; diagnostic, not a candidate "
-                 "for best): uWSGI http-socket behind the same proxy_pass + keepalive. Switched with playbooks/app.yml "
+                 "for best): uWSGI http-socket behind proxy_pass, a new connection per request. Switched with playbooks/app.yml "
                  f"--limit {APP_HOST} and the project's variables (wsgi_app_server, wsgi_app_listen, "
                  "wsgi_app_protocol, wsgi_app_bind_address); checked from the process tree, the config files, "
                  "nginx -T and each instance's answer. rps: 2xx/3xx answers a second, median of the rounds",
@@ -1047,7 +1047,7 @@ def markdown_keys(results: dict) -> list[str]:
         value = (results["transport"] or {}).get(name) if name != "uwsgi_http" else d["rps"]
         what = {"uwsgi_unix": "uWSGI, uwsgi protocol, unix socket", "uwsgi_tcp": "uWSGI, uwsgi protocol, TCP",
                 "http_keepalive": "Gunicorn, HTTP, nginx upstream keepalive",
-                "uwsgi_http": "diagnostic, not a candidate: uWSGI http-socket behind proxy_pass + keepalive"}[name]
+                "uwsgi_http": "diagnostic, not a candidate: uWSGI http-socket behind proxy_pass, no keepalive"}[name]
         errors = f"; non-2xx/3xx {d['non_2xx_3xx']}, socket errors {d['socket_errors']}" if d and (
             d["non_2xx_3xx"] or d["socket_errors"]) else ""
         rows.append(f"| transport.{name} | {fmt(value)} | {', '.join(fmt(v) for v in d['rps_by_round']) if d else ''} "

@@ -73,6 +73,21 @@ def test_each_host_runs_its_app_server_under_its_process_manager(host, name):
     assert code == "200", (name, code)
 
 
+@pytest.mark.parametrize("name", APPS)
+def test_app_host_nginx_fails_nothing_under_closed_loop_load(host, name):
+    """Each app host's nginx -> its instances, as fast as they answer, from many connections at once
+    (HTTP on every host here: uWSGI's http-socket on app1 and app3, Gunicorn's gthread on app2).
+    nginx must never send a request on a connection the instance has closed or is closing: uWSGI's
+    http-socket closes after every answer, Gunicorn after its keep-alive seconds."""
+    res = loadgen(host, f"http://{name}/healthz", "--requests", "4000", "--concurrency", "48", "--duration", "60",
+                  "--timeout", "10")
+    record_figure(f"closed_loop_app_host_nginx_{name}", {k: res[k] for k in ("requests", "failed", "errors")}
+                  | {"rps": res["rate_achieved"]})
+    assert res["requests"] >= 1000 and res["failed"] == 0, res
+    # Both instances kept serving: none was taken out as failed (max_fails) along the way.
+    assert {i.split("/")[1] for i in res["by_instance"] if i.startswith(name + "/")} == {"hello-0", "hello-1"}, res
+
+
 def test_page_names_the_backend_that_served_it(host):
     page = host.check_output(f"curl -sk {HTTPS}/")
     served_by = re.search(r'<span id="host">([^<]+)</span>', page).group(1)
