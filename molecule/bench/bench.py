@@ -554,14 +554,48 @@ def timings_connection(view: dict) -> dict:
 
 def timed_playbook(path: str, *extra: str) -> tuple[float, str]:
     """ansible-playbook -i <the scenario's inventory> path extra...: its wall time and output. The
-    hosts are reached as the inventory says (its ansible_connection), nothing here picks one."""
+    hosts are reached as the inventory says (its ansible_connection), nothing here picks one.
+    Ansible's profile_tasks callback times every task (task_profile reads it)."""
     from wsgideploy_testlib import run_playbook
 
-    t0 = time.monotonic()
-    rc, out = run_playbook(path, *extra, timeout=1800)
-    wall = round(time.monotonic() - t0, 1)
+    saved = {k: os.environ.get(k) for k in PROFILE_ENV}
+    os.environ.update(PROFILE_ENV)
+    try:
+        t0 = time.monotonic()
+        rc, out = run_playbook(path, *extra, timeout=1800)
+        wall = round(time.monotonic() - t0, 1)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     assert rc == 0, f"{path} {' '.join(extra)} failed (rc {rc}):\n{out[-6000:]}"
     return wall, out
+
+
+PROFILE_ENV = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+               "PROFILE_TASKS_SORT_ORDER": "descending"}
+PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<s>\d+\.\d+)s$")
+
+
+def task_profile(out: str, top: int = 12) -> dict:
+    """What a run spent its time on: task headers (a task on several hosts at once is one), the
+    seconds of every task from profile_tasks' recap (one task's wall time over all its hosts),
+    summed by role, and the slowest tasks."""
+    recap = out[out.rfind("TASKS RECAP"):] if "TASKS RECAP" in out else ""
+    tasks = [(m["task"].strip(), float(m["s"])) for line in recap.splitlines() if (m := PROFILE_LINE.match(line.strip()))]
+    by_role: dict[str, float] = {}
+    for name, seconds in tasks:
+        role = name.split(" : ", 1)[0] if " : " in name else "(playbook)"
+        by_role[role] = round(by_role.get(role, 0.0) + seconds, 2)
+    return {
+        "task_headers": len(re.findall(r"^TASK \[", out, re.MULTILINE)),
+        "tasks_timed": len(tasks),
+        "tasks_s": round(sum(s for _, s in tasks), 1),
+        "by_role_s": dict(sorted(by_role.items(), key=lambda kv: -kv[1])),
+        "slowest": [{"task": name, "s": seconds} for name, seconds in sorted(tasks, key=lambda t: -t[1])[:top]],
+    }
 
 
 def lb_down_hosts() -> list[str]:
@@ -584,7 +618,8 @@ def noop_run(kind: str, rnd: int) -> dict:
     assert not any(changed.values()), f"site.yml {' '.join(limit)} was not a no-op: changed {changed}"
     run = {"kind": kind, "round": rnd, "wall_s": wall, "limit": limit[1] if limit else "(none: lb + app)",
            "hosts": sorted(counts), "tasks_ok": {h: c.get("ok", 0) for h, c in sorted(counts.items())},
-           "changed": changed, "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2)}
+           "changed": changed, "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2),
+           "profile": task_profile(out)}
     print(f"   no-op site.yml, {kind}, round {rnd}: {wall} s (hosts {len(counts)}, changed 0)", flush=True)
     return run
 
@@ -608,7 +643,7 @@ def deploy_run(kind: str, rnd: int, src: Path) -> dict:
     run = {"kind": kind, "round": rnd, "wall_s": wall, "limit": limit[1] if limit else "(none: lb + app)",
            "release": after[APP_HOST], "hosts_changed": moved,
            "lb_changes_delegated": {h: delegated.count(h) for h in targets},
-           "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2)}
+           "loadavg_1m_before": load, "loadavg_1m": round(os.getloadavg()[0], 2), "profile": task_profile(out)}
     print(f"   code-only deploy, {kind}, round {rnd}: {wall} s (release {run['release']} on {len(moved)} host(s), "
           f"lb changes delegated {run['lb_changes_delegated']})", flush=True)
     return run
@@ -1075,8 +1110,27 @@ def markdown_keys(results: dict) -> list[str]:
     return rows
 
 
+def markdown_profile(fleet: dict, top: int = 8) -> list[str]:
+    """Where the fleet runs spend their time: per run kind, the task headers and the slowest tasks
+    of its median run."""
+    rows = ["| run | wall s | task headers | slowest tasks (s, one task over all its hosts) |", "|---|---|---|---|"]
+    for part, kinds in (("noop", ("1host", "4hosts")), ("deploy", ("1host", "3hosts"))):
+        for kind in kinds:
+            runs = sorted((r for r in fleet[part]["runs"] if r["kind"] == kind and r.get("profile")),
+                          key=lambda r: r["wall_s"])
+            if not runs:
+                continue
+            run = runs[len(runs) // 2]
+            prof = run["profile"]
+            slowest = "; ".join(f"{t['task']} {fmt(t['s'])}" for t in prof["slowest"][:top])
+            rows.append(f"| {part} {kind} | {fmt(run['wall_s'])} | {prof['task_headers']} | {slowest} |")
+    return rows
+
+
 def markdown(results: dict) -> str:
     parts = ["\n".join(markdown_keys(results))]
+    if results.get("fleet"):
+        parts.append("\n".join(markdown_profile(results["fleet"])))
     if "throughput" in results:
         parts.append("\n".join(markdown_throughput(results["throughput"])))
     if "reloads" in results:
