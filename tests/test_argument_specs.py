@@ -207,15 +207,20 @@ def test_bad_input_fails_in_validation_before_any_change(play, variable, value, 
     assert recap["failed"] == 1, run
 
 
-def test_keepalive_with_uwsgi_is_refused_by_the_app_definition(play):
+@pytest.mark.parametrize("extra", [
+    pytest.param({"wsgi_app_protocol": "http", "wsgi_app_keepalive": 5}, id="uwsgi-keeps-connections"),
+    pytest.param({"wsgi_app_server": "gunicorn", "wsgi_app_keepalive": -1}, id="negative"),
+])
+def test_a_keepalive_the_server_cannot_keep_is_refused_by_the_app_definition(play, extra):
     """uWSGI's http-socket closes every connection after its answer: an app definition that says
-    it keeps them would have nginx reuse closed connections. Refused before any change."""
-    run = Run(play(wsgi_app_protocol="http", wsgi_app_keepalive=5))
+    it keeps them would have nginx reuse closed connections. Refused before any change, as is a
+    negative number of seconds."""
+    run = Run(play(**extra))
 
     assert run.proc.returncode != 0, run
     failures = run.failures()
     assert failures and failures[0][0] == "wsgi_app : Check the app definition", run
-    assert "wsgi_app_keepalive=5" in str(failures[0][2].get("msg", "")), run
+    assert f"wsgi_app_keepalive={extra['wsgi_app_keepalive']}" in str(failures[0][2].get("msg", "")), run
     assert not any(task.startswith(("base : ", "app : ", "uwsgi : ")) for task in run.tasks), run
     assert run.recap()["changed"] == 0, run
 
@@ -266,7 +271,6 @@ BAD_VALUES = [
     pytest.param({"uwsgi_processes": -2, "uwsgi_harakiri": -1}, NUMBERS,
                  ["uwsgi_processes", "-2", "uwsgi_harakiri", "-1"], id="two-at-once"),
     pytest.param({"nginx_worker_processes": "lots"}, NUMBERS, ["nginx_worker_processes", "lots"], id="worker-processes"),
-    pytest.param({"wsgi_app_keepalive": -1}, NUMBERS, ["wsgi_app_keepalive", "-1"], id="keepalive-negative"),
     pytest.param({"app_settings": {"bad key": 1, "OK": 2}}, NAMES, ["app_settings", "bad key"], id="settings-key"),
     pytest.param({"deploy_serial": "abc"}, SERIAL, ["deploy_serial", "abc"], id="serial-abc"),
     pytest.param({"lb_tls_cert_src": "/nonexistent/wsgideploy.crt"}, FILES,
