@@ -639,7 +639,8 @@ def deploy_run(kind: str, rnd: int, src: Path) -> dict:
     assert len({after[h] for h in targets}) == 1, f"deploy {kind}: releases {after}"
     down = lb_down_hosts()
     assert not down, f"deploy {kind}: still marked down on the lb: {down}"
-    delegated = re.findall(rf"^changed: \[(\S+) -> {re.escape(LB_HOST)}\]", out, re.MULTILINE)
+    # "changed: [app -> lb]", or "[app -> lb(127.0.0.1)]" when the lb's ansible_host differs (SSH).
+    delegated = re.findall(rf"^changed: \[(\S+) -> {re.escape(LB_HOST)}(?:\([^)]*\))?\]", out, re.MULTILINE)
     run = {"kind": kind, "round": rnd, "wall_s": wall, "limit": limit[1] if limit else "(none: lb + app)",
            "release": after[APP_HOST], "hosts_changed": moved,
            "lb_changes_delegated": {h: delegated.count(h) for h in targets},
