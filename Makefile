@@ -7,8 +7,10 @@ export WSGIDEPLOY_VENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PY_COLORS ?= 0
-# molecule scenarios `make test` runs, in order
+# molecule scenarios `make test` runs, side by side (each on its own hosts); MOLECULE_SERIAL=1 runs
+# them one after the other
 SCENARIOS ?= default cluster
+MOLECULE_SERIAL ?=
 DEMO_URL ?= https://127.0.0.1:8443/
 DEMO_HTTP_URL ?= http://127.0.0.1:8080/
 # make bench: the bench scenario's molecule state (inventory included), where bench.py finds it;
@@ -54,7 +56,7 @@ unit: bootstrap
 	pytest -q -p no:cacheprovider app/tests tests guestbook/tests
 
 molecule: bootstrap
-	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s "$$s" || exit 1; done
+	@scripts/run-scenarios.sh $(if $(MOLECULE_SERIAL),--serial) $(SCENARIOS)
 
 # Not part of make test: a benchmark (figures of one run, as ratios). Fresh hosts every time (any
 # earlier bench fleet is destroyed first): `molecule converge` on them is timed as the cold
