@@ -286,7 +286,8 @@ def test_filter_module_maps_every_name():
                        "wsgi_release_stack": filters.wsgi_release_stack,
                        "wsgi_rollback_release": filters.wsgi_rollback_release,
                        "wsgi_releases_to_keep": filters.wsgi_releases_to_keep,
-                       "wsgi_server_units": filters.wsgi_server_units}
+                       "wsgi_server_units": filters.wsgi_server_units,
+                       "wsgi_upstream_servers": filters.wsgi_upstream_servers}
 
 
 @pytest.mark.ansible
@@ -381,3 +382,69 @@ def test_pruning_keeps_the_newest_the_rollback_target_and_the_extras():
 def test_pruning_refuses_a_keep_below_one(keep):
     with pytest.raises(ValueError, match="app_keep_releases"):
         to_keep(["a"], keep, [])
+
+
+# --- wsgi_upstream_servers: a load balancer's upstream over a group of app hosts -----------------
+
+wsgi_upstream_servers = filters.wsgi_upstream_servers
+
+UPSTREAM_DEFAULTS = {
+    "port": 80, "max_fails": 1, "fail_timeout": "10s", "wsgi_app_name": "hello", "wsgi_app_instances": 2,
+    "wsgi_app_listen": "tcp", "wsgi_app_base_port": 8000, "wsgi_app_bind_address": "0.0.0.0",
+}
+
+
+def fleet_vars() -> dict:
+    return {
+        "app1": {"ansible_default_ipv4": {"address": "10.0.0.1"}},
+        # its own address, weight, instances and drain, as strings the way inventories give them
+        "app2": {"lb_backend_address": "10.0.0.9", "ansible_default_ipv4": {"address": "10.0.0.2"},
+                 "lb_weight": "3", "lb_backup": "yes", "lb_max_fails": 2, "lb_fail_timeout": "30s",
+                 "wsgi_app_instances": 3, "wsgi_app_base_port": 9000, "lb_drain": "false"},
+        "app3": {"ansible_default_ipv4": {"address": "10.0.0.3"}, "lb_drain": True},
+    }
+
+
+def test_host_topology_gives_one_server_per_host_with_its_own_values():
+    servers = wsgi_upstream_servers(["app1", "app2", "app3"], fleet_vars(), "host", UPSTREAM_DEFAULTS)
+    assert servers == [
+        {"host": "app1", "instance": None, "ip": "10.0.0.1", "port": 80, "weight": 1, "backup": False,
+         "max_fails": 1, "fail_timeout": "10s", "down": False},
+        {"host": "app2", "instance": None, "ip": "10.0.0.9", "port": 80, "weight": 3, "backup": True,
+         "max_fails": 2, "fail_timeout": "30s", "down": False},
+        {"host": "app3", "instance": None, "ip": "10.0.0.3", "port": 80, "weight": 1, "backup": False,
+         "max_fails": 1, "fail_timeout": "10s", "down": True},
+    ]
+
+
+def test_process_topology_gives_one_server_per_instance_from_each_hosts_definition():
+    servers = wsgi_upstream_servers(["app1", "app2"], fleet_vars(), "process", UPSTREAM_DEFAULTS, drained=["app1"])
+    assert [(s["host"], s["instance"], s["ip"], s["port"], s["down"]) for s in servers] == [
+        ("app1", "hello-0", "10.0.0.1", 8000, True),
+        ("app1", "hello-1", "10.0.0.1", 8001, True),
+        ("app2", "hello-0", "10.0.0.9", 9000, False),
+        ("app2", "hello-1", "10.0.0.9", 9001, False),
+        ("app2", "hello-2", "10.0.0.9", 9002, False),
+    ]
+    assert {s["weight"] for s in servers if s["host"] == "app2"} == {3}
+
+
+def test_unknown_addresses_and_unix_sockets_leave_none_for_the_caller_to_name():
+    hostvars = {"app1": {}, "app2": {"ansible_default_ipv4": {"address": "10.0.0.2"}, "wsgi_app_listen": "unix"}}
+    servers = wsgi_upstream_servers(["app1", "app2"], hostvars, "process", UPSTREAM_DEFAULTS)
+    assert [s["ip"] for s in servers if s["host"] == "app1"] == [None, None]
+    assert [s["port"] for s in servers if s["host"] == "app2"] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "topology", "message"),
+    [
+        ({"app1": {"lb_weight": "heavy"}}, "host", "lb_weight"),
+        ({"app1": {"lb_drain": "maybe"}}, "host", "lb_drain"),
+        ({"app1": {"wsgi_app_instances": 0}}, "process", "wsgi_app_instances"),
+        ({"app1": {}}, "machine", "lb_topology"),
+    ],
+)
+def test_bad_upstream_values_are_refused_by_name(hostvars, topology, message):
+    with pytest.raises(ValueError, match=message):
+        wsgi_upstream_servers(["app1"], hostvars, topology, UPSTREAM_DEFAULTS)

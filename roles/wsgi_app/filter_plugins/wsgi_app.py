@@ -8,6 +8,9 @@ python_literal: a value rendered as a Python literal, for the app's Python setti
 wsgi_release_stack, wsgi_rollback_release, wsgi_releases_to_keep: the activation history of a
 host's releases (oldest first; each release that passed the health gate), what a rollback picks
 from it, and which releases pruning keeps.
+
+wsgi_upstream_servers: a load balancer's upstream servers over a group of app hosts (one per host,
+or one per instance), from each host's inventory values.
 """
 
 from __future__ import annotations
@@ -185,6 +188,74 @@ def wsgi_server_units(
     return units
 
 
+# The app definition's variables wsgi_upstream_servers reads on each app host (inventory values; a
+# host without one takes the load balancer's value, handed over in `defaults`).
+_UPSTREAM_APP_KEYS = ("wsgi_app_name", "wsgi_app_instances", "wsgi_app_listen", "wsgi_app_base_port",
+                      "wsgi_app_bind_address")
+
+
+def wsgi_upstream_servers(
+    hosts: list[str],
+    hostvars: Any,
+    topology: str,
+    defaults: dict[str, Any],
+    drained: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One item per upstream server of a load balancer: each app host (topology `host`, on
+    defaults['port']) or each of its app server instances (`process`, on the instance's port).
+
+    Each item: host, instance (None for a host), ip, port, weight, backup, max_fails, fail_timeout,
+    down. Per-host inventory values: lb_backend_address (else the host's default IPv4 fact),
+    lb_weight, lb_backup, lb_max_fails, lb_fail_timeout, lb_drain, and the app definition's
+    instances. defaults: port, max_fails, fail_timeout and the app definition's values. drained:
+    hosts marked down on this load balancer. ip and port are None where unknown: the caller says
+    which host lacks them.
+    """
+    if topology not in ("host", "process"):
+        raise ValueError(f"lb_topology must be 'host' or 'process', got {topology!r}")
+    drained_hosts = {str(h) for h in drained or []}
+    servers = []
+    for host in hosts:
+        hv = hostvars[host]
+
+        def value(key: str, default: Any, hv=hv) -> Any:
+            return hv[key] if key in hv else default
+
+        address = value("lb_backend_address", None)
+        if address is None:
+            facts = value("ansible_facts", None) or {}
+            address = (value("ansible_default_ipv4", None) or facts.get("default_ipv4") or {}).get("address")
+        common = {
+            "host": str(host),
+            "ip": str(address) if address is not None else None,
+            "weight": _integer("lb_weight", value("lb_weight", 1)),
+            "backup": _boolean("lb_backup", value("lb_backup", False)),
+            "max_fails": _integer("lb_max_fails", value("lb_max_fails", defaults["max_fails"])),
+            "fail_timeout": str(value("lb_fail_timeout", defaults["fail_timeout"])),
+            "down": _boolean("lb_drain", value("lb_drain", False)) or str(host) in drained_hosts,
+        }
+        if topology == "host":
+            servers.append({**common, "instance": None, "port": _integer("lb_backend_port", defaults["port"])})
+            continue
+        app = {key: value(key, defaults[key]) for key in _UPSTREAM_APP_KEYS}
+        for inst in wsgi_instances(app["wsgi_app_name"], app["wsgi_app_instances"], app["wsgi_app_listen"],
+                                   app["wsgi_app_base_port"], app["wsgi_app_bind_address"]):
+            servers.append({**common, "instance": inst["name"], "port": inst["port"]})
+    return servers
+
+
+def _boolean(variable: str, value: Any) -> bool:
+    """Ansible's booleans: true/false, yes/no, on/off, 1/0, as values or strings."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "off", "0", "n", "f", ""):
+        return False
+    raise ValueError(f"{variable} must be a boolean, got {value!r}")
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -194,4 +265,5 @@ class FilterModule:
             "wsgi_release_stack": wsgi_release_stack,
             "wsgi_rollback_release": wsgi_rollback_release,
             "wsgi_releases_to_keep": wsgi_releases_to_keep,
+            "wsgi_upstream_servers": wsgi_upstream_servers,
         }
