@@ -86,6 +86,7 @@ def lb_keepalive_lines(app: dict, topology: str) -> list[str]:
     """The keepalive lines of the lb's app upstream, for the process or host topology."""
     values = dict(app, lb_process_protocol=app["wsgi_app_protocol"], lb_topology=topology, lb_keepalive=32)
     values["lb_process_keepalive"] = default("lb", "lb_process_keepalive", **values)
+    values["lb_process_keepalive_timeout_ms"] = default("lb", "lb_process_keepalive_timeout_ms", **values)
     text = (ROOT / "roles" / "lb" / "templates" / "lb.conf.j2").read_text()
     start = text.index("upstream {{ app_upstream }} {")
     block = text[start : text.index("}\n", text.index("{% endif %}", start)) + 2]
