@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import fcntl
 import json
 import os
 import re
@@ -75,15 +76,19 @@ def figures_summary() -> str:
 
 
 def record_figure(name: str, value) -> None:
-    """Keep a measured figure in the scenario's ephemeral directory (figures.json) and print it."""
+    """Keep a measured figure in the scenario's ephemeral directory (figures.json) and print it.
+    Test workers running side by side (xdist) take turns through a lock file."""
     path = figures_path()
-    figures = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            figures = json.load(fh)
-    figures[name] = value
-    with open(path, "w") as fh:
-        json.dump(figures, fh, indent=2, sort_keys=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        figures = {}
+        if os.path.exists(path):
+            with open(path) as fh:
+                figures = json.load(fh)
+        figures[name] = value
+        with open(path + ".tmp", "w") as fh:
+            json.dump(figures, fh, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
     print(f"FIGURE {name}: {json.dumps(value, sort_keys=True)}")
 
 

@@ -5,8 +5,8 @@ entry point adds the release header the gate reads, and the health page is the a
 
 Its fleet: an lb (ip_hash) in front of two app hosts, the app mounted under /guestbook: gb1
 (Debian 12) uWSGI under systemd, gb2 (Debian 13) Gunicorn under supervisord, on unix sockets.
-Every playbook runs with -e wsgideploy_app_group=gb_app -e wsgideploy_lb_group=gb_lb. Runs after
-the example app's tests (file order); the example app's fleet is not touched.
+Every playbook runs with -e wsgideploy_app_group=gb_app -e wsgideploy_lb_group=gb_lb. Runs beside
+the example app's tests (its own xdist worker); neither touches the other's fleet.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, load_during, playbook, record_figure,
-                                run_playbook, scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, load_during, playbook, recap,
+                                record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
+# One xdist worker for this fleet's tests, in file order (molecule.yml's verifier options).
+pytestmark = pytest.mark.xdist_group("guestbook")
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-gb-lb"
@@ -156,6 +158,16 @@ def test_a_session_flow_through_the_lb(host):
     code = host.check_output(
         f"curl -sk -o /dev/null -w '%{{http_code}}' --data 'name=x&message=y&csrf_token=forged' {HTTPS}/sign")
     assert code == "400", code
+
+
+def test_check_diff_is_clean_on_this_fleet(host):
+    # The scenario's converge, limited to this fleet (test_cluster.py checks the other one's).
+    out = converge("--check", "--diff", "--limit", "gb_lb:gb_app")
+    counts = recap(out)
+    assert set(counts) == {LB, *APPS}, out[-3000:]
+    for name, host_counts in counts.items():
+        assert host_counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
+        assert host_counts["failed"] == 0
 
 
 @pytest.fixture(scope="module")
