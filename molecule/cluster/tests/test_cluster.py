@@ -16,8 +16,6 @@ import pytest
 from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, fleet_state, gixy_report,
                                 load_during, loadgen, playbook, recap, record_figure, run_playbook, scenario_host)
 
-# One xdist worker for this fleet's tests, in file order (molecule.yml's verifier options).
-pytestmark = pytest.mark.xdist_group("hello")
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-lb"

@@ -17,8 +17,6 @@ import pytest
 from wsgideploy_testlib import (assert_fleet_unchanged, load_during, playbook, record_figure, run_playbook,
                                 scenario_host, fleet_state as shared_fleet_state)
 
-# One xdist worker for this fleet's tests, in file order (molecule.yml's verifier options).
-pytestmark = pytest.mark.xdist_group("hello")
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-lb"

@@ -21,8 +21,6 @@ import pytest
 from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, load_during, playbook, recap,
                                 record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
-# One xdist worker for this fleet's tests, in file order (molecule.yml's verifier options).
-pytestmark = pytest.mark.xdist_group("guestbook")
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
 LB = "wsgideploy-cluster-gb-lb"
