@@ -55,6 +55,19 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+def assert_check_diff_clean(*args: str, hosts: set[str] | None = None) -> str:
+    """The scenario's converge with --check --diff (and `args`, e.g. --limit) would change nothing
+    and fail nowhere; `hosts`: exactly the hosts its recap must name. Its output."""
+    out = converge("--check", "--diff", *args)
+    counts = recap(out)
+    if hosts is not None:
+        assert set(counts) == hosts, out[-3000:]
+    for name, host_counts in counts.items():
+        assert host_counts["changed"] == 0, f"{name}: --check --diff would change something:\n{out[-3000:]}"
+        assert host_counts["failed"] == 0, f"{name}: --check --diff failed:\n{out[-3000:]}"
+    return out
+
+
 def loadgen(client, url: str, *args: str) -> dict:
     """Run the load generator on the client host; its JSON summary."""
     out = client.run("loadgen " + " ".join([url, *args]))

@@ -13,8 +13,9 @@ import re
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, fleet_state, gixy_report,
-                                load_during, loadgen, playbook, recap, record_figure, run_playbook, scenario_host)
+from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, fleet_state,
+                                gixy_report, load_during, loadgen, playbook, recap, record_figure, run_playbook,
+                                scenario_host)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -182,11 +183,7 @@ def test_rendered_nginx_configs_pass_gixy(host, container, tmp_path):
 def test_check_diff_is_clean_across_the_fleet(host):
     # The scenario's converge, limited to this fleet: test_guestbook.py checks the other one's (its
     # tests run beside these, so its hosts may be mid-deploy here).
-    out = converge("--check", "--diff", "--limit", "lb:app")
-    assert set(recap(out)) == {LB, *APPS}, out[-3000:]
-    for name, counts in recap(out).items():
-        assert counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
-        assert counts["failed"] == 0
+    assert_check_diff_clean("--limit", "lb:app", hosts={LB, *APPS})
 
 
 def test_a_move_that_fails_its_gate_puts_the_old_process_manager_back(host):

@@ -18,8 +18,8 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_fleet_unchanged, assert_serves_under, converge, load_during, playbook, recap,
-                                record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, load_during,
+                                playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -160,12 +160,7 @@ def test_a_session_flow_through_the_lb(host):
 
 def test_check_diff_is_clean_on_this_fleet(host):
     # The scenario's converge, limited to this fleet (test_cluster.py checks the other one's).
-    out = converge("--check", "--diff", "--limit", "gb_lb:gb_app")
-    counts = recap(out)
-    assert set(counts) == {LB, *APPS}, out[-3000:]
-    for name, host_counts in counts.items():
-        assert host_counts["changed"] == 0, f"{name} would change:\n{out[-3000:]}"
-        assert host_counts["failed"] == 0
+    assert_check_diff_clean("--limit", "gb_lb:gb_app", hosts={LB, *APPS})
 
 
 @pytest.fixture(scope="module")
