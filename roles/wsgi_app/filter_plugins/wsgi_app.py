@@ -19,6 +19,8 @@ import math
 import re
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 
 
@@ -245,15 +247,13 @@ def wsgi_upstream_servers(
 
 
 def _boolean(variable: str, value: Any) -> bool:
-    """Ansible's booleans: true/false, yes/no, on/off, 1/0, as values or strings."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1", "y", "t"):
-        return True
-    if text in ("false", "no", "off", "0", "n", "f", ""):
+    """Ansible's own booleans (yes/no, on/off, 1/0...); an empty string is false, as `| bool` has it."""
+    if isinstance(value, str) and not value.strip():
         return False
-    raise ValueError(f"{variable} must be a boolean, got {value!r}")
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise ValueError(f"{variable} must be a boolean, got {value!r}") from None
 
 
 class FilterModule:
