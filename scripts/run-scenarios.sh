@@ -20,13 +20,14 @@ status_dir=$(mktemp -d)
 trap 'rm -rf "$status_dir"' EXIT
 
 run() {
-  local scenario=$1 t0 rc
+  local scenario=$1 t0 rc seconds
   t0=$(date +%s)
   echo "== molecule test -s $scenario"
   molecule test -s "$scenario" 2>&1
   rc=$?
-  echo "$rc $(( $(date +%s) - t0 ))" > "$status_dir/$scenario"
-  echo "== molecule test -s $scenario: exit $rc after $(( $(date +%s) - t0 )) s"
+  seconds=$(( $(date +%s) - t0 ))
+  echo "$rc $seconds" > "$status_dir/$scenario"
+  echo "== molecule test -s $scenario: exit $rc after $seconds s"
 }
 
 pids=()
