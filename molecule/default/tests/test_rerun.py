@@ -9,7 +9,7 @@ import json
 import os
 
 import pytest
-from wsgideploy_testlib import assert_check_diff_clean, converge
+from wsgideploy_testlib import assert_check_diff_clean, converge, recap
 
 APP = "hello"
 SECRET = f"/srv/{APP}/shared/secret_key"
@@ -67,3 +67,36 @@ def test_nginx_setting_on_a_running_host_goes_through_the_gated_switch(host, mol
     finally:
         out = converge()
     assert "10m" in body_limit(), out[-3000:]
+
+
+STAMP_CHECK = "Is the host as the last successful run left it"
+# A task that runs (the header of a skipped include names the include, not the role's tasks).
+FULL_PATH = "TASK [base : "
+
+
+def test_a_rerun_with_nothing_to_change_is_one_check(host, molecule_env):
+    out = converge()
+    assert all(counts["changed"] == 0 for counts in recap(out).values()), out[-3000:]
+    assert STAMP_CHECK in out and FULL_PATH not in out, out[-3000:]
+    assert "TASK [app : Compare the settings candidate" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize(
+    "drift, repaired",
+    [
+        (f"echo '; edited by hand' >> /etc/uwsgi/{APP}/{APP}-0.ini", f"! grep -q 'edited by hand' /etc/uwsgi/{APP}/{APP}-0.ini"),
+        (f"systemctl stop {APP}-1.service", f"systemctl is-active --quiet {APP}-1.service"),
+        ("rm -f /usr/local/lib/wsgideploy/wsgi-health", "test -x /usr/local/lib/wsgideploy/wsgi-health"),
+    ],
+    ids=["edited-ini", "stopped-instance", "removed-helper"],
+)
+def test_what_the_stamp_cannot_vouch_for_takes_the_whole_run(host, molecule_env, drift, repaired):
+    host.run_test(drift)
+    out = converge()
+    assert FULL_PATH in out, out[-3000:]
+    assert host.run(repaired).rc == 0, out[-3000:]
+    assert host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/healthz") == "200"
+    # Repaired and stamped again: the next run is one check.
+    again = converge()
+    assert FULL_PATH not in again, again[-3000:]
+    assert all(counts["changed"] == 0 for counts in recap(again).values()), again[-3000:]
