@@ -88,6 +88,16 @@ def test_extra_inputs_count(roles):
     assert _digest(roles, {}, extra={"release": "a"}) != _digest(roles, {}, extra={"release": "b"})
 
 
+def test_an_excluded_variable_does_not_count_nor_the_file_it_names(roles, tmp_path):
+    src = tmp_path / "src.tar"
+    src.write_text("one\n")
+    base = _digest(roles, {"web_port": str(src), "db_name": "app"}, exclude=["web_port"])
+    src.write_text("two\n")
+    assert _digest(roles, {"web_port": str(src), "db_name": "app"}, exclude=["web_port"]) == base
+    assert _digest(roles, {"web_port": "elsewhere", "db_name": "app"}, exclude=["web_port"]) == base
+    assert _digest(roles, {"web_port": "elsewhere", "db_name": "other"}, exclude=["web_port"]) != base
+
+
 def test_the_content_of_a_controller_file_a_variable_names_counts(roles, tmp_path):
     cert = tmp_path / "ca.pem"
     cert.write_text("one\n")
@@ -153,8 +163,8 @@ def _write(tmp_path, host, digest="d1", **overrides):
     return _run(tmp_path, **{**args, **overrides})
 
 
-def _check(tmp_path, host, digest="d1"):
-    return _run(tmp_path, path=host["stamp"], state="check", digest=digest)
+def _check(tmp_path, host, digest="d1", **extra):
+    return _run(tmp_path, path=host["stamp"], state="check", digest=digest, **extra)
 
 
 def test_a_host_without_a_stamp_is_not_current(tmp_path, host):
@@ -217,3 +227,43 @@ def test_a_missing_probe_command_makes_the_host_not_current(tmp_path, host):
     _write(tmp_path, host, probe=[str(tmp_path / "no-such-helper")])
     result = _check(tmp_path, host)
     assert not result["current"] and "is missing" in result["reason"]
+
+
+# --- a new release alone: the base --------------------------------------------------------------
+
+FACTS = {"instances": [{"name": "app-0", "listen": "/run/app-0/socket"}], "server_live_paths": ["/etc/uwsgi/app"]}
+
+
+def test_a_new_release_alone_keeps_the_base_current_and_returns_the_recorded_facts(tmp_path, host):
+    _write(tmp_path, host, digest="d1", base_digest="b1", facts=FACTS)
+    result = _check(tmp_path, host, digest="d2", base_digest="b1")
+    assert not result["current"] and result["base_current"], result
+    assert "new release" in result["reason"] and result["facts"] == FACTS
+
+
+def test_a_current_host_has_a_current_base_too(tmp_path, host):
+    _write(tmp_path, host, digest="d1", base_digest="b1", facts=FACTS)
+    result = _check(tmp_path, host, digest="d1", base_digest="b1")
+    assert result["current"] and result["base_current"] and result["facts"] == FACTS
+
+
+@pytest.mark.parametrize("base", ["b2", ""], ids=["other-base", "no-base-given"])
+def test_other_inputs_besides_the_release_make_the_base_not_current(tmp_path, host, base):
+    _write(tmp_path, host, digest="d1", base_digest="b1", facts=FACTS)
+    result = _check(tmp_path, host, digest="d2", base_digest=base)
+    assert not result["current"] and not result["base_current"] and result["facts"] == {}
+    assert "inputs changed" in result["reason"]
+
+
+def test_a_stamp_without_a_base_vouches_for_no_base(tmp_path, host):
+    _write(tmp_path, host, digest="d1")
+    result = _check(tmp_path, host, digest="d2", base_digest="")
+    assert not result["base_current"]
+
+
+def test_drift_makes_the_base_not_current_either(tmp_path, host):
+    _write(tmp_path, host, digest="d1", base_digest="b1", facts=FACTS)
+    (host["root"] / "etc" / "app" / "a.ini").write_text("edited\n")
+    result = _check(tmp_path, host, digest="d2", base_digest="b1")
+    assert not result["current"] and not result["base_current"] and result["facts"] == {}
+    assert "is not as the last run left it" in result["reason"]

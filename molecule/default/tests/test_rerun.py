@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
-from wsgideploy_testlib import assert_check_diff_clean, converge, recap
+from wsgideploy_testlib import assert_check_diff_clean, converge, playbook, recap
 
 APP = "hello"
 SECRET = f"/srv/{APP}/shared/secret_key"
@@ -99,4 +100,42 @@ def test_what_the_stamp_cannot_vouch_for_takes_the_whole_run(host, molecule_env,
     # Repaired and stamped again: the next run is one check.
     again = converge()
     assert FULL_PATH not in again, again[-3000:]
+    assert all(counts["changed"] == 0 for counts in recap(again).values()), again[-3000:]
+
+
+# Tasks of the roles a deploy skips when the stamp vouches for all but the release.
+SKIPPED_BY_A_DEPLOY = ("TASK [base : ", "TASK [uwsgi : ", "TASK [app_proxy : ", "TASK [nginx : ",
+                       "TASK [rollout : Install the instance health checker")
+
+
+def _release(host) -> str:
+    return host.check_output("readlink /srv/hello/current").rsplit("/", 1)[-1]
+
+
+def test_a_new_release_redoes_only_the_release_unless_something_else_drifted(host, molecule_env, tmp_path):
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    src = tmp_path / "app"
+    shutil.copytree(os.path.join(project, "app"), src, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / "hello" / "static" / "style.css", "a") as fh:
+        fh.write("\n/* a release of test_rerun */\n")
+    ini = f"/etc/uwsgi/{APP}/{APP}-0.ini"
+    before = _release(host)
+    # A new release onto a host whose config was edited by hand: the stamp vouches for nothing,
+    # the whole run goes through and puts the ini back.
+    host.run_test(f"echo '; edited by hand' >> {ini}")
+    out = playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={src}")
+    assert "TASK [base : " in out and "TASK [uwsgi : " in out, out[-3000:]
+    assert host.run(f"grep -q 'edited by hand' {ini}").rc == 1, out[-3000:]
+    new = _release(host)
+    assert new != before
+    # Back to the project's app/: a new release alone, on a host as the last run left it. Only
+    # the release is redone (and gated): no other role's task runs, and the host is stamped.
+    back = converge()
+    assert "a new release (all else is as the last run left it)" in back, back[-3000:]
+    assert not [task for task in SKIPPED_BY_A_DEPLOY if task in back], back[-3000:]
+    assert "Health gate - every instance answers on the new state" in back, back[-3000:]
+    assert _release(host) == before
+    assert host.check_output("curl -s localhost/healthz | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"release\"])'") == before
+    again = converge()
+    assert FULL_PATH not in again and "TASK [app : Unpack" not in again, again[-3000:]
     assert all(counts["changed"] == 0 for counts in recap(again).values()), again[-3000:]

@@ -38,13 +38,16 @@ def test_code_deploy_under_load_loses_nothing(host, tmp_path):
     worker = threading.Thread(target=load)
     worker.start()
     try:
-        playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={src}")
+        out = playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={src}")
     finally:
         worker.join(timeout=180)
     record_figure("single_host_deploy", {k: result.get(k) for k in ("requests", "failed", "duration_s", "latency_ms")})
 
     after = host.file("/srv/hello/current/REVISION").content_string.strip()
     assert after != before
+    # A new release alone on a host as the last run left it: only the release is redone.
+    assert "a new release (all else is as the last run left it)" in out, out[-3000:]
+    assert "TASK [base : " not in out and "TASK [uwsgi : " not in out, out[-3000:]
     # Every instance answers with the new release.
     for instance in ("hello-0", "hello-1"):
         res = host.run(f"/usr/local/lib/wsgideploy/wsgi-health /run/{instance}/app.sock --protocol uwsgi --expect-release {after}")

@@ -1,8 +1,8 @@
 """The inputs digest of a host's stamp (tasks/stamp_check.yml), computed on the controller.
 
-wsgi_stamp_digest(host_vars, roles_dir, roles, trees=[], extra={}): a sha256 over everything the
-named roles make of a host, so that a run can tell in one step whether anything it would write
-may differ from what the last successful run left:
+wsgi_stamp_digest(host_vars, roles_dir, roles, trees=[], extra={}, exclude=[]): a sha256 over
+everything the named roles make of a host, so that a run can tell in one step whether anything it
+would write may differ from what the last successful run left:
 - the code: every file of each role (its defaults, templates, tasks, plugins) and of each tree
   (the playbooks), README files and byte-code excepted;
 - the input: each variable any entry point of those roles declares in meta/argument_specs.yml
@@ -12,7 +12,10 @@ may differ from what the last successful run left:
   error message (the roles would refuse it anyway);
 - the content of every controller file such a variable names by an absolute path (a CA bundle,
   a certificate): a new file at the same path is a new input;
-- extra: what else the roles read (the release, the host's groups, a few facts).
+- extra: what else the roles read (the host's groups, a few facts).
+
+exclude: declared variables left out. The caller digests what they stand for another way (the
+variables that only choose the release - its source, its id - are summed up by the release id).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def wsgi_stamp_digest(
     roles: list[str],
     trees: list[str] | None = None,
     extra: Any = None,
+    exclude: list[str] | None = None,
 ) -> str:
     digest = hashlib.sha256()
     names: set[str] = set()
@@ -85,7 +89,7 @@ def wsgi_stamp_digest(
                 content = hashlib.sha256(fh.read()).hexdigest()
             digest.update(f"file {os.path.relpath(path, os.path.dirname(root))} {content}\n".encode())
     defined = set(host_vars.keys())
-    for name in sorted(names & defined):
+    for name in sorted((names & defined) - set(exclude or [])):
         value = _value(host_vars, name)
         digest.update(f"var {name} {json.dumps(value, sort_keys=True, default=str)}\n".encode())
         for item in value if isinstance(value, list) else [value]:

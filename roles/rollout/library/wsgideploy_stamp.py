@@ -14,10 +14,15 @@ description:
   - C(state=check) changes nothing. The host is current when the stamp exists, its digest equals
     I(digest), every recorded path is still exactly as recorded (and a glob matches nothing new),
     every recorded pid file's process runs, and the recorded probe command exits 0.
+  - Its base is current when all of that holds except that only I(base_digest) is equal, not
+    I(digest): the inputs differ in the release alone. The check then returns the I(facts) the
+    last run recorded (what its roles said of the host), for a run that redoes only the release.
 options:
   path: {description: The stamp file., type: path, required: true}
   state: {description: check or write., type: str, choices: [check, write], default: check}
   digest: {description: The inputs digest of this run., type: str, required: true}
+  base_digest: {description: The digest of every input but the release (empty - none)., type: str, default: ""}
+  facts: {description: What the run's roles said of the host, returned by a later check whose base is current (write)., type: dict, default: {}}
   paths: {description: Files, directories, symlinks or globs to record (write)., type: list, elements: str, default: []}
   pidfiles: {description: Pid files whose process must run (recorded by write)., type: list, elements: path, default: []}
   probe: {description: A command (argv) that must exit 0 (recorded by write)., type: list, elements: str, default: []}
@@ -26,7 +31,10 @@ options:
 RETURN = r"""
 current: {description: Whether the host is as the stamp says (check)., type: bool}
 reason: {description: Why the host is not current (check)., type: str}
+base_current: {description: Whether all but the release is as the stamp says (check; true when current)., type: bool}
+facts: {description: The facts recorded, when the base is current (check)., type: dict}
 digest: {description: The digest given., type: str}
+base_digest: {description: The base digest given., type: str}
 """
 
 import glob
@@ -85,11 +93,8 @@ def _pid_runs(pidfile):
     return True
 
 
-def _check(module, stamp):
-    if stamp is None:
-        return "no stamp (no successful run recorded here yet)"
-    if stamp.get("digest") != module.params["digest"]:
-        return "the inputs changed (code, variables, release or controller files)"
+def _drift(module, stamp):
+    """Why the host is not as the stamp recorded it (files, processes, probe), or ""."""
     now = _entries(stamp.get("paths", []))
     for path in sorted(set(now) | set(stamp.get("entries", {}))):
         if now.get(path) != stamp.get("entries", {}).get(path):
@@ -113,6 +118,8 @@ def main():
             path=dict(type="path", required=True),
             state=dict(type="str", choices=["check", "write"], default="check"),
             digest=dict(type="str", required=True),
+            base_digest=dict(type="str", default=""),
+            facts=dict(type="dict", default={}),
             paths=dict(type="list", elements="str", default=[]),
             pidfiles=dict(type="list", elements="path", default=[]),
             probe=dict(type="list", elements="str", default=[]),
@@ -129,12 +136,32 @@ def main():
         stamp = None
 
     if p["state"] == "check":
-        reason = _check(module, stamp)
-        module.exit_json(changed=False, current=not reason, reason=reason, digest=p["digest"])
+        same = stamp is not None and stamp.get("digest") == p["digest"]
+        same_base = stamp is not None and bool(p["base_digest"]) and stamp.get("base_digest") == p["base_digest"]
+        if stamp is None:
+            reason = "no stamp (no successful run recorded here yet)"
+        elif not (same or same_base):
+            reason = "the inputs changed (code, variables or controller files)"
+        else:
+            reason = _drift(module, stamp)
+        base_current = not reason
+        if base_current and not same:
+            reason = "a new release (all else is as the last run left it)"
+        module.exit_json(
+            changed=False,
+            current=base_current and same,
+            base_current=base_current,
+            reason=reason,
+            facts=stamp.get("facts", {}) if base_current else {},
+            digest=p["digest"],
+            base_digest=p["base_digest"],
+        )
 
     record = {
         "magic": MAGIC,
         "digest": p["digest"],
+        "base_digest": p["base_digest"],
+        "facts": p["facts"],
         "paths": p["paths"],
         "entries": _entries(p["paths"]),
         "pidfiles": p["pidfiles"],
@@ -154,7 +181,8 @@ def main():
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-    module.exit_json(changed=changed, current=True, reason="", digest=p["digest"])
+    module.exit_json(changed=changed, current=True, base_current=True, reason="", facts=p["facts"],
+                     digest=p["digest"], base_digest=p["base_digest"])
 
 
 if __name__ == "__main__":
