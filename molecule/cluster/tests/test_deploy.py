@@ -82,14 +82,18 @@ def v2_source(tmp_path_factory):
 def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source):
     def deploy():
         start = time.monotonic()
-        playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}")
-        return time.monotonic() - start
+        out = playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}")
+        return time.monotonic() - start, out
 
-    load, seconds = under_load(deploy)
+    load, (seconds, out) = under_load(deploy)
     record_figure("rolling_deploy", {"deploy_seconds": round(seconds), "load_total": load["requests"],
                                      "load_failed": load["failed"], "load_seconds": load["duration_s"]})
-    assert load["duration_s"] >= 60 and load["requests"] >= 600, load
+    # The load covered the whole run, at its rate (10/s).
+    assert load["duration_s"] >= seconds and load["requests"] >= load["duration_s"] * 10 * 0.9, load
     assert load["failed"] == 0, load
+    # A new release alone: every host redid only the release (no base, no app server config).
+    assert out.count("a new release (all else is as the last run left it)") == len(APPS), out[-3000:]
+    assert "TASK [base : " not in out and "TASK [uwsgi : " not in out and "TASK [gunicorn : " not in out, out[-3000:]
     new = releases_seen(host)
     assert set(new) == set(APPS), new
     assert len(set(new.values())) == 1 and first_release not in new.values(), new
@@ -217,6 +221,21 @@ def test_a_batch_with_one_failing_host_finishes_the_others_and_keeps_a_drain(hos
     out = playbook("site.yml", "-e", f"wsgi_app_src={v2_source}")
     assert "Switch the running app hosts" in out
     assert greetings(host) == {name: {"Hello from the cluster"} for name in APPS}
+
+
+def test_a_batch_that_would_empty_the_lb_is_refused_before_it_leaves(host):
+    """An operator drained app1 and app2: app3 is all the lb has. A change to app3 would take it
+    out too; the run refuses before app3 leaves the lb, and nothing changes."""
+    playbook("playbooks/drain.yml", "-e", f"drain={APPS[0]},{APPS[1]}")
+    try:
+        new = {**SETTINGS, "GREETING": "Hello from an empty lb"}
+        out, _ = broken_change(host, "last_in_rotation", "--limit", APPS[2], "-e", json.dumps({"app_settings": new}))
+        assert f"would leave it no app host in rotation (in rotation there now: {APPS[2]})" in out, out[-3000:]
+        assert "Take the host out of every load balancer" not in out, out[-3000:]
+        assert greetings(host) == {APPS[2]: {"Hello from the cluster"}}
+    finally:
+        playbook("playbooks/drain.yml", "-e", f"undrain={APPS[0]},{APPS[1]}")
+    assert set(greetings(host)) == set(APPS)
 
 
 def test_rollback_returns_every_host_under_load(host, first_release):
