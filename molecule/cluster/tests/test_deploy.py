@@ -156,6 +156,16 @@ def test_settings_that_would_not_compile_are_refused_before_any_change(host):
     assert "Take the host out of every load balancer" not in out, out[-3000:]
 
 
+def test_a_bad_lb_value_is_refused_before_any_app_host_changes(host):
+    # site.yml checks the lb's input with the app hosts', in its first play: a change for the app
+    # hosts (new settings) never reaches them when a value only the lb reads is wrong.
+    out, _ = broken_change(host, "broken_lb_value", "-e", json.dumps(
+        {"app_settings": {**SETTINGS, "GREETING": "Never shown"}, "lb_topology": "mesh"}))
+    assert "lb_topology" in out and "mesh" in out, out[-3000:]
+    # Refused before the release was even packed: nothing prepared, drained or switched.
+    assert "TASK [app : " not in out and "Take the host out of every load balancer" not in out, out[-3000:]
+
+
 def test_a_renamed_callable_is_rolled_back_on_the_first_host(host, v2_source):
     # The fleet runs v2: the callable is the only change.
     # The load lasts as long as the run (prepare, app1's switch, its gate and rollback).
