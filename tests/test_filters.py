@@ -1,4 +1,4 @@
-"""Unit tests of the filters in roles/wsgi_app/filter_plugins/wsgi_app.py."""
+"""Unit tests of the filters in plugins/filter/wsgi_app.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scriptload import load_module
 
-FILTERS_PATH = Path(__file__).resolve().parent.parent / "roles" / "wsgi_app" / "filter_plugins" / "wsgi_app.py"
+FILTERS_PATH = Path(__file__).resolve().parent.parent / "plugins" / "filter" / "wsgi_app.py"
 
 filters = load_module("wsgideploy_filter_wsgi_app", FILTERS_PATH)
 wsgi_instances = filters.wsgi_instances
@@ -307,9 +307,9 @@ def test_filters_work_inside_ansible(ansible, project_root):
         "-m",
         "ansible.builtin.debug",
         "-a",
-        "msg={{ {'settings': settings | python_literal,"
-        " 'instances': 'hello' | wsgi_instances('2', 'tcp', 8000, '0.0.0.0'),"
-        " 'units': 'hello' | wsgi_instances(1) | wsgi_server_units(label='uWSGI', command='run {name} in {run}',"
+        "msg={{ {'settings': settings | wsgideploy.fleet.python_literal,"
+        " 'instances': 'hello' | wsgideploy.fleet.wsgi_instances('2', 'tcp', 8000, '0.0.0.0'),"
+        " 'units': 'hello' | wsgideploy.fleet.wsgi_instances(1) | wsgideploy.fleet.wsgi_server_units(label='uWSGI', command='run {name} in {run}',"
         " common={'app': 'hello', 'current': '/srv/hello/current', 'user': 'hello', 'group': 'hello',"
         " 'shared': '/srv/hello/shared', 'environment': settings},"
         " signals={'stop': 'SIGINT', 'graceful_stop': 'SIGTERM', 'reload': 'SIGHUP'},"
@@ -317,7 +317,7 @@ def test_filters_work_inside_ansible(ansible, project_root):
         "-e",
         json.dumps({"settings": settings}),
         env={
-            "ANSIBLE_FILTER_PLUGINS": str(project_root / "roles" / "wsgi_app" / "filter_plugins"),
+            "ANSIBLE_COLLECTIONS_PATH": str(project_root / "collections"),
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         },

@@ -1,5 +1,5 @@
-"""Unit tests of a host's stamp: the inputs digest (roles/rollout/filter_plugins/stamp.py) and the
-module that writes and checks the stamp (roles/rollout/library/wsgideploy_stamp.py)."""
+"""Unit tests of a host's stamp: the inputs digest (plugins/filter/stamp.py) and the
+module that writes and checks the stamp (plugins/modules/wsgideploy_stamp.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from scriptload import load_module
 
 ROLLOUT = Path(__file__).resolve().parent.parent / "roles" / "rollout"
-digest_of = load_module("wsgideploy_filter_stamp", ROLLOUT / "filter_plugins" / "stamp.py").wsgi_stamp_digest
-MODULE = ROLLOUT / "library" / "wsgideploy_stamp.py"
+PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+digest_of = load_module("wsgideploy_filter_stamp", PLUGINS / "filter" / "stamp.py").wsgi_stamp_digest
+MODULE = PLUGINS / "modules" / "wsgideploy_stamp.py"
 
 
 # --- the inputs digest -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests of roles/systemd_service/filter_plugins/systemctl.py."""
+"""Unit tests of plugins/filter/systemctl.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scriptload import load_module
 
-PATH = Path(__file__).resolve().parent.parent / "roles" / "systemd_service" / "filter_plugins" / "systemctl.py"
+PATH = Path(__file__).resolve().parent.parent / "plugins" / "filter" / "systemctl.py"
 systemctl = load_module("wsgideploy_filter_systemctl", PATH)
 
 # What systemd 252 (Debian 12) prints for two instances, one not loaded, and the target.

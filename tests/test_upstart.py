@@ -18,7 +18,7 @@ from scriptload import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = ROOT / "roles" / "upstart_service"
-up = load_module("wsgideploy_upstart_filters", ROLE / "filter_plugins" / "upstart.py")
+up = load_module("wsgideploy_upstart_filters", ROLE.parent.parent / "plugins" / "filter" / "upstart.py")
 from test_gunicorn import INSTANCES, gunicorn_units, uwsgi_units  # noqa: E402 (the builders the app server roles use)
 
 SETTINGS = {"BLOG_SETTINGS": "/srv/blog/shared/settings.py"}
@@ -138,7 +138,7 @@ def systemd_environment(values: list[str]) -> dict[str, str]:
 def environment() -> jinja2.Environment:
     # As the template module renders (trim_blocks).
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
-    env.filters.update(up.FilterModule().filters())
+    env.filters.update({f"wsgideploy.fleet.{name}": f for name, f in up.FilterModule().filters().items()})
     env.filters["regex_replace"] = lambda s, a, b: re.sub(a, b, s)
     env.filters["quote"] = lambda s: shlex.quote(str(s))
     env.filters["ternary"] = lambda value, yes, no: yes if value else no

@@ -15,14 +15,14 @@ description:
     I(digest), every recorded path is still exactly as recorded (and a glob matches nothing new),
     every recorded pid file's process runs, and the recorded probe command exits 0.
   - Its base is current when all of that holds except that only I(base_digest) is equal, not
-    I(digest): the inputs differ in the release alone. The check then returns the I(facts) the
+    I(digest), so the inputs differ in the release alone. The check then returns the I(facts) the
     last run recorded (what its roles said of the host), for a run that redoes only the release.
 options:
   path: {description: The stamp file., type: path, required: true}
   state: {description: check or write., type: str, choices: [check, write], default: check}
   digest: {description: The inputs digest of this run., type: str, required: true}
   base_digest: {description: The digest of every input but the release (empty - none)., type: str, default: ""}
-  facts: {description: What the run's roles said of the host, returned by a later check whose base is current (write)., type: dict, default: {}}
+  facts: {description: "What the run's roles said of the host, returned by a later check whose base is current (write).", type: dict, default: {}}
   paths: {description: Files, directories, symlinks or globs to record (write)., type: list, elements: str, default: []}
   pidfiles: {description: Pid files whose process must run (recorded by write)., type: list, elements: path, default: []}
   probe: {description: A command (argv) that must exit 0 (recorded by write)., type: list, elements: str, default: []}

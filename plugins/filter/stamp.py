@@ -3,8 +3,8 @@
 wsgi_stamp_digest(host_vars, roles_dir, roles, trees=[], extra={}, exclude=[]): a sha256 over
 everything the named roles make of a host, so that a run can tell in one step whether anything it
 would write may differ from what the last successful run left:
-- the code: every file of each role (its defaults, templates, tasks, plugins) and of each tree
-  (the playbooks), README files and byte-code excepted;
+- the code: every file of each role (its defaults, templates, tasks) and of each tree (the
+  playbooks, the collection's plugins), README files and byte-code excepted;
 - the input: each variable any entry point of those roles declares in meta/argument_specs.yml
   that is defined for the host (inventory, group and host vars, extra vars), as templated for it.
   Role defaults are part of the code; facts and registered results are never options, so what a
