@@ -44,7 +44,8 @@ gunicorn / uwsgi of the medians (2xx/3xx req/s, p50, p99). app1 is back on uWSGI
 at the end of the phase when a later phase follows.
 
 stack (app1; wrk in the lb container for every run; the other app hosts drained on the lb with
-playbooks/drain.yml for the phase, undrained at its end): the transports between app1's nginx and
+playbooks/drain.yml around the direct and stack runs only, since each transport switch is a gated
+change that drains app1, and the lb refuses to take its last host out of rotation): the transports between app1's nginx and
 its app server, switched with playbooks/app.yml and the project's variables (wsgi_app_server,
 wsgi_app_listen, wsgi_app_protocol, wsgi_app_bind_address), each checked (process tree, config
 files, nginx -T, every instance's answer), measured through app1's nginx (closed loop,
@@ -855,19 +856,24 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
                    capture_output=True)
     sh("sh", "-c", "command -v wrk || { echo 'no wrk: the bench prepare installs it'; exit 1; }", host=LB_HOST)
     others = [h for h in APP_HOSTS if h != APP_HOST]
-    print(f"== stack: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
-    playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
     switches, runs, open_runs = [], [], []
     transports = [t for t in TRANSPORTS if t != "uwsgi_http" or args.uwsgi_http]
+    # Switching app1's transport is a gated change: it drains app1 on the lb, which refuses to take
+    # the last host out of rotation. So every switch runs with the whole fleet in rotation, and the
+    # other hosts are drained only around the runs that go through the lb (direct and stack).
+    drained = False
     try:
-        assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
-        answered = lb_answers_from()
-        assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
         for name in transports:
             switches.append(switch_transport(name, same, app1_playbook))
             if name != "http_keepalive":
                 runs += [closed_run(args, "app_nginx", rnd, name) for rnd in range(1, rounds + 1)]
                 continue
+            print(f"== stack: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
+            drained = True
+            playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
+            assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
+            answered = lb_answers_from()
+            assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
             order = ["app_nginx", "direct", "stack"]
             for rnd in range(1, rounds + 1):
                 for target in order[rnd - 1:] + order[:rnd - 1]:  # rotated from round to round
@@ -879,13 +885,18 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
             for rnd in range(1, rounds + 1):
                 for target in ("direct", "stack") if rnd % 2 else ("stack", "direct"):
                     open_runs.append(open_run(args, target, rnd, rate))
+            print(f"== stack: undrain {', '.join(others)}", flush=True)
+            playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+            drained = False
     finally:
-        print(f"== stack: back to the inventory's transport, undrain {', '.join(others)}", flush=True)
         try:
+            if drained:
+                print(f"== stack: undrain {', '.join(others)}", flush=True)
+                playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+        finally:
+            print("== stack: back to the inventory's transport", flush=True)
             app1_playbook("playbooks/app.yml")
             verify_server("uwsgi", same_workers(inventory))
-        finally:
-            playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
     assert not lb_down_hosts(), f"still drained: {lb_down_hosts()}"
 
     def ok_rps(kind, transport="http_keepalive"):
