@@ -263,7 +263,7 @@ def test_good_input_gets_past_validation(play):
 
 INPUT_TASKS = [
     "Check every number against its bounds",
-    "Check the names (settings keys, socket owner)",
+    "Check the names (settings keys, socket owner, lb headers)",
     "Check deploy_serial (a positive number of hosts or a percentage)",
     "Check the files the roles read on the controller",
 ]

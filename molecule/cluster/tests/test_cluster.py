@@ -106,6 +106,46 @@ def test_hsts_on_https(host):
     assert re.search(r"^Strict-Transport-Security: max-age=\d+", head, re.M | re.I), head
 
 
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "strict-origin-when-cross-origin",
+                    "Content-Security-Policy": "frame-ancestors 'self'"}
+
+
+def header_values(head: str, name: str) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith(name.lower() + ":")]
+
+
+@pytest.mark.parametrize("url", [f"http://{LB}/some/page", f"{HTTPS}/healthz", f"{HTTPS}/no-such-page"])
+def test_security_headers_on_every_answer(host, url):
+    """The lb's headers (lb_security_headers) on its own redirect, the app's answer and the app's 404, once each."""
+    head = host.check_output(f"curl -sk -o /dev/null -D - '{url}'")
+    for name, value in SECURITY_HEADERS.items():
+        assert header_values(head, name) == [value], head
+
+
+def test_the_apps_own_header_wins(host):
+    """The example app sends Cache-Control: no-store on /healthz; the lb's value for it (molecule.yml:
+    private) goes only on answers that lack one, such as the lb's own redirect."""
+    app = host.check_output(f"curl -sk -o /dev/null -D - {HTTPS}/healthz")
+    assert header_values(app, "Cache-Control") == ["no-store"], app
+    redirect = host.check_output(f"curl -sS -o /dev/null -D - http://{LB}/")
+    assert header_values(redirect, "Cache-Control") == ["private"], redirect
+
+
+@pytest.mark.parametrize(("groups", "accepted"), [("X25519", True), ("prime256v1", True), ("secp521r1", False),
+                                                  ("ffdhe2048", False)])
+def test_key_exchange_groups_are_mozilla_intermediates(host, groups, accepted):
+    """ssl_ecdh_curve X25519:prime256v1:secp384r1: a client that offers only another group is refused."""
+    res = host.run(f"openssl s_client -connect {LB}:443 -servername {LB} -groups {groups} </dev/null")
+    handshake = res.rc == 0 and re.search(r"Cipher is (?!\(NONE\))", res.stdout) is not None
+    assert handshake == accepted, res.stdout[-1500:] + res.stderr[-500:]
+
+
+def test_no_ocsp_stapling_for_a_self_signed_certificate(host):
+    """A self-signed certificate names no OCSP responder: lb_tls_ocsp_stapling is off by default for it."""
+    res = host.run(f"openssl s_client -connect {LB}:443 -servername {LB} -status </dev/null")
+    assert "OCSP response: no response sent" in res.stdout, res.stdout[-1500:]
+
+
 @pytest.mark.parametrize(("flag", "accepted"), [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)])
 def test_only_tls_12_and_newer(host, flag, accepted):
     # The client is made willing to speak old protocols (security level 0): only the server refuses.
