@@ -67,6 +67,9 @@ CASES = [
     # Names
     ("settings-key-space", "site.yml", {"app_settings": {"bad key": 1}}, ["app_settings", "bad key"]),
     ("settings-key-keyword", "site.yml", {"app_settings": {"GREETING": "hi", "class": 1}}, ["app_settings", "class"]),
+    ("lb-header-name", "site.yml", {"lb_security_headers": {"X Frame": "DENY"}}, ["lb_security_headers", "X Frame"]),
+    ("lb-header-two-lines", "site.yml", {"lb_security_headers": {"X-Test": "a\nb"}}, ["lb_security_headers", "X-Test"]),
+    ("uwsgi-max-requests-delta-negative", "site.yml", {"uwsgi_max_requests_delta": -1}, ["uwsgi_max_requests_delta", "-1"]),
     ("socket-group-is-app-group", "site.yml", {"wsgi_app_socket_group": APP}, ["wsgi_app_socket_group"]),
     # Files on the controller
     ("missing-cert", "site.yml", {"lb_tls_cert_src": f"{MISSING}.crt"}, ["lb_tls_cert_src", f"{MISSING}.crt"]),
