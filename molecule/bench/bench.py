@@ -45,9 +45,10 @@ at the end of the phase when a later phase follows.
 
 stack (app1; wrk in the lb container for every run; the other app hosts drained on the lb with
 playbooks/drain.yml around the direct and stack runs only, since each transport switch is a gated
-change that drains app1, and the lb refuses to take its last host out of rotation): the transports between app1's nginx and
-its app server, switched with playbooks/app.yml and the project's variables (wsgi_app_server,
-wsgi_app_listen, wsgi_app_protocol, wsgi_app_bind_address), each checked (process tree, config
+change that drains app1, and the lb refuses to take its last host out of rotation): the
+transports between app1's nginx and its app server, switched with playbooks/app.yml and the
+project's variables (wsgi_app_server, wsgi_app_listen, wsgi_app_protocol, wsgi_app_bind_address),
+each checked (process tree, config
 files, nginx -T, every instance's answer), measured through app1's nginx (closed loop,
 --stack-rounds rounds of --warmup + --stack-duration s): uwsgi_unix, uwsgi_tcp (uWSGI),
 http_keepalive (Gunicorn over TCP), and with --uwsgi-http uwsgi_http (uWSGI's http-socket behind
