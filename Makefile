@@ -28,8 +28,9 @@ help:
 	@echo "make lint | unit | molecule   the parts of make test"
 	@echo "make bench  on a bench fleet (lb + 3 app hosts, fresh): cold converge time, no-op and deploy run times over"
 	@echo "            1 host vs all, uWSGI vs Gunicorn throughput, app server direct vs through the stack, transports,"
-	@echo "            reload modes under load; as ratios (bench-results.json). BENCH_ARGS='--only fleet,stack' or"
-	@echo "            '--skip reload' (phases: fleet, throughput, stack, reload)"
+	@echo "            latency (p50/p99/max, half load and saturation, 3 paths), reload modes under load; as ratios"
+	@echo "            (bench-results.json). BENCH_ARGS='--only fleet,stack' or '--skip reload'"
+	@echo "            (phases: fleet, throughput, stack, latency, reload)"
 
 bootstrap:
 	@scripts/bootstrap.sh

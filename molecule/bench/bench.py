@@ -10,7 +10,7 @@ The bench fleet (molecule/bench/molecule.yml): wsgideploy-bench-lb (group lb) in
 wsgideploy-bench-app1..3 (group app; app3 Debian 13), 2 instances each. `make bench` destroys any
 earlier bench fleet, creates fresh hosts (prepare.yml installs wrk), times `molecule converge -s
 bench` (site.yml, bare to serving: --cold-converge-s, key cold_converge_s, one round), runs this
-script, destroys the hosts. Phases, in this order (`--only fleet,stack`, `--skip reload`):
+script, destroys the hosts. Phases, in this order (`--only fleet,stack,latency`, `--skip reload`):
 
 fleet: wall time of ansible-playbook runs, hosts reached as the scenario's inventory says (its
 ansible_connection: key timings_connection; nothing here picks a connection), --fleet-rounds
@@ -60,6 +60,25 @@ direct_rps, paced by molecule/bench/wrk-bench.lua (wrk2's method: latency from w
 due), direct and stack alternating: direct_p99_ms, stack_p99_ms, p99_ratio. app1 goes back to the
 inventory's transport at the end.
 
+latency (app1, uWSGI with the role's defaults and the scenario's workers; no worker recycled by
+count, and the recycles during each run counted from the instances' journals): p50 / p99 / max on
+three paths to the same workers. direct: wrk inside app1 -> uWSGI's own http-socket (switched with
+playbooks/app.yml -e wsgi_app_protocol=http -e wsgi_app_listen=tcp; HTTP/1.0, a connection per
+request, over loopback: from another container the client runs out of ports in TIME_WAIT);
+app_nginx: wrk inside app1 -> its nginx -> uWSGI on the inventory's transport; lb: wrk in the lb
+-> the lb's nginx (TLS) -> app1's nginx (the other app hosts drained on the lb for these runs).
+At saturation (closed loop, --connections, --stack-rounds rounds of --warmup + --stack-duration s)
+and at half load (open loop, wrk-bench.lua, at --ol-fraction x the direct path's saturation rps,
+the same rate for direct and app_nginx; the lb at --ol-fraction x its own saturation rps); then
+one open-loop run of --tail-duration s (60) through app1's nginx. Keys: latency (per path and
+load), tail_ratio (p99 app_nginx / p99 direct at half load, median of the per-round ratios),
+nginx_over_direct (saturation rps), tail_long, and the goals of the phase (tail_ratio <= 2, no
+request over 250 ms in the long run, none over 2 s through the lb at saturation,
+nginx_over_direct >= 0.9). With --uwsgi-variants (the default): the app_nginx path again,
+saturation and half load, with and without lazy-apps and the thunder lock (playbooks/app.yml
+-e uwsgi_lazy_apps=... -e uwsgi_thunder_lock=...; the ini checked), then app1 back on the
+inventory's settings.
+
 reload (on app1). With scripts/loadgen.py running INSIDE app1 against http://127.0.0.1/healthz
 (nginx -> 2 uWSGI instances) at a constant rate over 4 connections, bounded by --duration seconds
 (default 120: the deploy of one host fits in it on an idle machine) and duration x rate requests:
@@ -84,7 +103,7 @@ and targets only the bench containers or their loopback.
 
     MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--only PHASES] [--skip PHASES]
         [--fleet-rounds 3] [--stack-rounds 3] [--stack-duration 10] [--ol-connections 32] [--ol-warmup 2]
-        [--ol-fraction 0.5] [--uwsgi-http] [--duration 120] [--rate 20] [--tp-duration 20] [--warmup 3]
+        [--ol-fraction 0.5] [--tail-duration 60] [--no-uwsgi-variants] [--uwsgi-http] [--duration 120] [--rate 20] [--tp-duration 20] [--warmup 3]
         [--connections 16] [--rounds 2] [--workers W] [--threads T] [--cold-converge-s S]
 """
 
@@ -763,12 +782,12 @@ STACK_PARAMS = {
 }
 
 
-def lb_wrk(url: str, seconds: int, connections: int, threads: int, env: dict) -> dict:
-    """One wrk run in the lb container with wrk-bench.lua; its figures."""
+def lb_wrk(url: str, seconds: int, connections: int, threads: int, env: dict, host: str = LB_HOST) -> dict:
+    """One wrk run with wrk-bench.lua, in the lb container unless told; its figures."""
     settings = [f"{k}={v}" for k, v in env.items()]
     out = sh("env", *settings, "wrk", "--threads", str(threads), "--connections", str(connections),
              "--duration", f"{seconds}s", "--timeout", "5s", "--script", WRK_BENCH, url,
-             host=LB_HOST, timeout=seconds + 60)
+             host=host, timeout=seconds + 60)
     return wrk_figures(out)
 
 
@@ -778,37 +797,41 @@ def tcp_passive_opens(host: str) -> int:
     return int(lines[1][lines[0].index("PassiveOpens")])
 
 
-def closed_run(args, target: str, rnd: int, transport: str) -> dict:
-    """A warm-up (discarded), then a closed-loop run of --stack-duration seconds against target."""
-    url, env = TARGETS[target]["url"], TARGETS[target]["env"]
+def closed_run(args, target: str, rnd: int, transport: str, targets: dict | None = None) -> dict:
+    """A warm-up (discarded), then a closed-loop run of --stack-duration seconds against target (a
+    key of targets: TARGETS unless told)."""
+    targets = targets or TARGETS
+    url, env, client = targets[target]["url"], targets[target]["env"], targets[target].get("client", LB_HOST)
     threads = min(2, args.connections)
     if args.warmup:
-        lb_wrk(url, args.warmup, args.connections, threads, env)
+        lb_wrk(url, args.warmup, args.connections, threads, env, client)
     marks = {h: nginx_error_lines(h) for h in (LB_HOST, APP_HOST)}
     opens = tcp_passive_opens(APP_HOST)
-    fig = lb_wrk(url, args.stack_duration, args.connections, threads, env)
+    fig = lb_wrk(url, args.stack_duration, args.connections, threads, env, client)
     opens = tcp_passive_opens(APP_HOST) - opens
     run = {"kind": target, "transport": transport, "round": rnd, **fig,
            f"{APP_HOST}_tcp_accepts_per_request": round(opens / fig["requests"], 3) if fig["requests"] else None,
            "nginx_errors": {h: nginx_errors_since(marks[h], h) for h in marks},
            "loadavg_1m": round(os.getloadavg()[0], 2)}
     print(f"   {transport} {target} round {rnd}: {fig['ok_rps']} 2xx/3xx req/s (all {fig['rps']}), "
-          f"p50 {fig['latency_ms']['p50']} ms, p99 {fig['latency_ms']['p99']} ms, errors {fig['socket_errors']}, "
-          f"non-2xx/3xx {fig['non_2xx_3xx']}, {APP_HOST} TCP accepts/request "
+          f"p50 {fig['latency_ms']['p50']} ms, p99 {fig['latency_ms']['p99']} ms, max {fig['latency_ms']['max']} ms, "
+          f"errors {fig['socket_errors']}, non-2xx/3xx {fig['non_2xx_3xx']}, {APP_HOST} TCP accepts/request "
           f"{run[f'{APP_HOST}_tcp_accepts_per_request']}", flush=True)
     return run
 
 
-def open_run(args, target: str, rnd: int, rate: int) -> dict:
-    """An open-loop run at rate requests a second: --ol-warmup seconds not counted, then
-    --stack-duration seconds counted (and a second more for the last answers)."""
-    url = TARGETS[target]["url"]
+def open_run(args, target: str, rnd: int, rate: int, targets: dict | None = None, window: int | None = None) -> dict:
+    """An open-loop run at rate requests a second: --ol-warmup seconds not counted, then window
+    (--stack-duration) seconds counted (and a second more for the last answers)."""
+    targets = targets or TARGETS
+    window = window or args.stack_duration
+    url = targets[target]["url"]
     threads = args.ol_connections
-    env = {**TARGETS[target]["env"], "BENCH_RATE": rate, "BENCH_THREADS": threads, "BENCH_WARMUP": args.ol_warmup,
-           "BENCH_WINDOW": args.stack_duration}
-    seconds = math.ceil(0.3 + args.ol_warmup + args.stack_duration + 1)
+    env = {**targets[target]["env"], "BENCH_RATE": rate, "BENCH_THREADS": threads, "BENCH_WARMUP": args.ol_warmup,
+           "BENCH_WINDOW": window}
+    seconds = math.ceil(0.3 + args.ol_warmup + window + 1)
     marks = {h: nginx_error_lines(h) for h in (LB_HOST, APP_HOST)}
-    fig = lb_wrk(url, seconds, threads, threads, env)
+    fig = lb_wrk(url, seconds, threads, threads, env, targets[target].get("client", LB_HOST))
     ol = fig["open_loop"]
     run = {"kind": target, "round": rnd, **fig, "nginx_errors": {h: nginx_errors_since(marks[h], h) for h in marks},
            "loadavg_1m": round(os.getloadavg()[0], 2)}
@@ -823,20 +846,21 @@ def lb_answers_from(n: int = 6) -> list[str]:
     return [json.loads(sh("curl", "-sk", "--max-time", "5", LB_HTTPS, host=LB_HOST))["host"] for _ in range(n)]
 
 
-def switch_transport(name: str, same: dict, app1_playbook) -> dict:
-    server, variables = TRANSPORTS[name]
+def switch_transport(name: str, same: dict, app1_playbook, spec: tuple | None = None, phase: str = "stack") -> dict:
+    """app1 onto transport name (TRANSPORTS[name], or spec: (server, variables)); then check it."""
+    server, variables = spec or TRANSPORTS[name]
     transport = {"listen": variables["wsgi_app_listen"], "protocol": variables["wsgi_app_protocol"],
                  "bind": variables.get("wsgi_app_bind_address", "127.0.0.1")}
     try:
         checked = verify_server(server, same, transport)
-        print(f"== stack: {name}: already in place", flush=True)
+        print(f"== {phase}: {name}: already in place", flush=True)
         return {"transport": name, "wall_s": 0, "switched": False, **checked}
     except (AssertionError, RuntimeError):
         pass
     extra = server_vars(server, same)
     for key, value in variables.items():
         extra += ["-e", f"{key}={value}"]
-    print(f"== stack: switch to {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}", flush=True)
+    print(f"== {phase}: switch to {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}", flush=True)
     t0 = time.monotonic()
     app1_playbook("playbooks/app.yml", *extra)
     wall = round(time.monotonic() - t0, 1)
@@ -946,6 +970,227 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
         "p99_ratio": median(p99_over), "p99_ratio_by_round": p99_over,
         "transport": {**{n: transport[n]["rps"] for n in CANDIDATES if n in transport}, "best": best},
         "transport_detail": transport,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The latency phase: where requests wait, on the project's default server (uWSGI) and transport.
+
+# uWSGI itself over HTTP (its http-socket): the "direct" path, the same workers with no proxy in
+# front.
+LATENCY_DIRECT = ("uwsgi", {"wsgi_app_listen": "tcp", "wsgi_app_protocol": "http", "wsgi_app_bind_address": "127.0.0.1"})
+# client: where wrk runs. uWSGI's http-socket closes the connection after each answer (without
+# saying so: HTTP/1.0 requests, so wrk expects the close), a new connection per request. From
+# another container that is thousands of connections a second from one address, and the client
+# runs out of ports in TIME_WAIT within a round (Linux reuses them on loopback only,
+# tcp_tw_reuse=2): so the direct path, and the app host's nginx to compare it with, are loaded
+# from inside app1 over loopback (as uwsgi_pass itself connects, per request, to a unix socket).
+LATENCY_TARGETS = {
+    "direct": {"url": f"http://127.0.0.1:{BASE_PORT}/healthz", "client": APP_HOST,
+               "env": {"BENCH_ADDRS": ",".join(f"127.0.0.1:{BASE_PORT + n}" for n in range(len(INSTANCES))),
+                       "BENCH_HTTP10": 1}},
+    "app_nginx": {"url": WRK_URL, "client": APP_HOST, "env": {}},
+    "lb": TARGETS["stack"],
+}
+LATENCY_PATHS = ("direct", "app_nginx", "lb")
+# How uWSGI loads the app and accepts connections, measured through app1's nginx (--uwsgi-variants),
+# with the project's variables: the role's defaults first.
+UWSGI_VARIANTS = {
+    "defaults": {},
+    "thunder_lock": {"uwsgi_thunder_lock": True},
+    "no_lazy_apps": {"uwsgi_lazy_apps": False},
+    "no_lazy_apps_thunder_lock": {"uwsgi_lazy_apps": False, "uwsgi_thunder_lock": True},
+}
+# What each variant's ini must say.
+UWSGI_VARIANT_INI = {
+    "defaults": {"lazy-apps": "true", "thunder-lock": "false"},
+    "thunder_lock": {"lazy-apps": "true", "thunder-lock": "true"},
+    "no_lazy_apps": {"lazy-apps": "false", "thunder-lock": "false"},
+    "no_lazy_apps_thunder_lock": {"lazy-apps": "false", "thunder-lock": "true"},
+}
+LATENCY_PARAMS = {
+    "server": "uWSGI with the role's defaults and the scenario's workers (max-requests off: no worker is recycled "
+              "by count; the recycles counted from the instances' journals during every run are in the runs)",
+    "direct": f"wrk inside {APP_HOST} -> 127.0.0.1:{BASE_PORT}..{BASE_PORT + len(INSTANCES) - 1}: uWSGI's "
+              "http-socket (wsgi_app_protocol=http, wsgi_app_listen=tcp, switched with playbooks/app.yml), "
+              "HTTP/1.0 (uWSGI closes each connection), one wrk thread per instance",
+    "app_nginx": f"wrk inside {APP_HOST} -> its nginx on 127.0.0.1:80 -> uWSGI on the inventory's transport "
+                 "(uwsgi protocol, unix sockets): the project's default path",
+    "lb": f"wrk in {LB_HOST} -> {LB_HTTPS}: the lb's nginx (TLS) -> {APP_HOST}'s nginx -> the same instances; "
+          "the other app hosts drained on the lb for these runs",
+    "client": f"wrk inside {APP_HOST} for direct and app_nginx (loopback: a new connection per request to uWSGI's "
+              f"http-socket exhausts a remote client's ports), in {LB_HOST} for lb; every container shares the "
+              "machine's CPUs",
+    "saturation": "closed loop (--connections), --warmup s discarded then --stack-duration s; rps: 2xx/3xx answers",
+    "half": "open loop (wrk-bench.lua, wrk2's method), --ol-connections connections, at --ol-fraction (0.5) x the "
+            "saturation rps (median): direct's for direct and app_nginx (the same rate: tail_ratio compares them), "
+            "the lb's own for lb",
+    "long": "one open-loop run of --tail-duration s (60) through app1's nginx at the same rate: the 250 ms goal",
+    "tail_ratio": "p99 through app1's nginx / p99 direct, open loop at the same rate (median of the per-round "
+                  "ratios)",
+}
+
+
+def latency_summary(mine: list[dict], loop: str) -> dict:
+    """Medians over the rounds of one path in one loop: 2xx/3xx rps and latency p50 / p99 / max."""
+    lat = (lambda r: r["open_loop"]["latency_ms"]) if loop == "open" else (lambda r: r["latency_ms"])
+    out = {q + "_ms": median(lat(r)[q] for r in mine) for q in ("p50", "p99", "max")}
+    out["max_ms_worst"] = max((lat(r)["max"] for r in mine if lat(r)["max"] is not None), default=None)
+    if loop == "open":
+        out["rps"] = median(r["open_loop"]["rate_achieved"] for r in mine)
+        out["rate"] = mine[0]["open_loop"]["rate"] if mine else None
+        out["unanswered"] = sum(r["open_loop"]["unanswered"] for r in mine)
+        out["bad_status"] = sum(r["open_loop"]["bad_status"] for r in mine)
+    else:
+        out["rps"] = median(r["ok_rps"] for r in mine)
+        out["non_2xx_3xx"] = sum(r["non_2xx_3xx"] for r in mine)
+        out["socket_errors"] = sum(r["socket_errors"] for r in mine)
+    out["worker_recycles"] = sum(r["worker_recycles"] for r in mine)
+    out["rounds"] = len(mine)
+    return out
+
+
+def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
+    """p50 / p99 / max on three paths to the same uWSGI workers, at saturation (closed loop) and at
+    half of the direct path's saturation rate (open loop); and one long open-loop run through app1's
+    nginx."""
+    same = same_workers(inventory, args)
+    rounds = args.stack_rounds
+    print(f"== latency: uWSGI, {same['instances']} instances x {same['workers']} workers x {same['threads']} "
+          f"threads on {APP_HOST}; wrk in {APP_HOST} (direct, app_nginx) and {LB_HOST} (lb); {rounds} rounds per "
+          "path and loop", flush=True)
+    for client in (LB_HOST, APP_HOST):
+        subprocess.run(["docker", "exec", "-i", client, "sh", "-c", f"mkdir -p {BENCH_LIB} && cat > {WRK_BENCH}"],
+                       input=(Path(__file__).parent / "wrk-bench.lua").read_text(), text=True, check=True,
+                       capture_output=True)
+    ini = sh("cat", f"/etc/uwsgi/hello/{INSTANCES[0]}.ini")
+    recycling = [line for line in ini.splitlines() if line.startswith(("max-requests", "reload-on-rss"))]
+    others = [h for h in APP_HOSTS if h != APP_HOST]
+    closed, opened, switches, long_run, variants = [], [], [], None, []
+
+    def timed(fn, kind, *rest, **kw):
+        since = time.time()
+        run = fn(args, kind, *rest, targets=LATENCY_TARGETS, **kw)
+        run["worker_recycles"] = worker_recycles_since(since)
+        return run
+
+    moved = drained = False
+    try:
+        # The direct path: uWSGI's own http-socket, reached from the lb container. A gated change,
+        # made with the whole fleet in rotation (the lb refuses to drain its last host).
+        moved = True
+        switches.append(switch_transport("uwsgi_http_direct", same, app1_playbook, LATENCY_DIRECT, "latency"))
+        for rnd in range(1, rounds + 1):
+            closed.append(timed(closed_run, "direct", rnd, "uwsgi_http_direct"))
+        rate = max(1, round(median(r["ok_rps"] for r in closed) * args.ol_fraction))
+        print(f"== latency: open loop at {rate} req/s ({args.ol_fraction:g} x the direct path's saturation rps)",
+              flush=True)
+        for rnd in range(1, rounds + 1):
+            opened.append(timed(open_run, "direct", rnd, rate))
+        print("== latency: back to the inventory's transport (playbooks/app.yml)", flush=True)
+        t0 = time.monotonic()
+        app1_playbook("playbooks/app.yml")
+        switches.append({"transport": "inventory", "wall_s": round(time.monotonic() - t0, 1), "switched": True,
+                         **verify_server("uwsgi", same_workers(inventory))})
+        moved = False
+        print(f"== latency: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
+        drained = True
+        playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
+        assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
+        answered = lb_answers_from()
+        assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
+        for rnd in range(1, rounds + 1):
+            for kind in ("app_nginx", "lb") if rnd % 2 else ("lb", "app_nginx"):
+                closed.append(timed(closed_run, kind, rnd, "uwsgi_unix"))
+        # The lb path at half of its own saturation: TLS and two proxies on the same 2 CPUs saturate
+        # below direct, and at direct's half it would run near its own limit.
+        lb_rate = max(1, round(median(r["ok_rps"] for r in closed if r["kind"] == "lb") * args.ol_fraction))
+        print(f"== latency: open loop, app_nginx at {rate} req/s, lb at {lb_rate} req/s ({args.ol_fraction:g} x "
+              "its own saturation rps)", flush=True)
+        for rnd in range(1, rounds + 1):
+            for kind in ("app_nginx", "lb") if rnd % 2 else ("lb", "app_nginx"):
+                opened.append(timed(open_run, kind, rnd, rate if kind == "app_nginx" else lb_rate))
+        print(f"== latency: one open-loop run of {args.tail_duration} s through {APP_HOST}'s nginx at {rate} req/s",
+              flush=True)
+        long_run = timed(open_run, "app_nginx", 0, rate, window=args.tail_duration)
+        print(f"== latency: undrain {', '.join(others)}", flush=True)
+        playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+        drained = False
+        # How uWSGI loads the app and accepts, app1's nginx path only (no lb: nothing to drain).
+        for name, variables in UWSGI_VARIANTS.items() if args.uwsgi_variants else ():
+            moved = name != "defaults"
+            extra = [a for key, value in variables.items() for a in ("-e", json.dumps({key: value}))]
+            print(f"== latency: uWSGI variant {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}",
+                  flush=True)
+            t0 = time.monotonic()
+            app1_playbook("playbooks/app.yml", *extra)
+            checked = verify_server("uwsgi", same)
+            ini = sh("cat", f"/etc/uwsgi/hello/{INSTANCES[0]}.ini")
+            lines = {k: v for k, _, v in (line.partition(" = ") for line in ini.splitlines())
+                     if k in ("lazy-apps", "thunder-lock")}
+            want = UWSGI_VARIANT_INI[name]
+            assert lines == want, f"variant {name}: the ini says {lines}, wanted {want}"
+            variant = {"name": name, "variables": variables, "ini": lines, "switch_s": round(time.monotonic() - t0, 1),
+                       "release": checked["release"], "closed": [], "open": []}
+            for rnd in range(1, rounds + 1):
+                variant["closed"].append(timed(closed_run, "app_nginx", rnd, f"uwsgi_unix {name}"))
+                variant["open"].append(timed(open_run, "app_nginx", rnd, rate))
+            variants.append(variant)
+    finally:
+        try:
+            if drained:
+                print(f"== latency: undrain {', '.join(others)}", flush=True)
+                playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+        finally:
+            if moved:
+                print("== latency: back to the inventory's transport", flush=True)
+                app1_playbook("playbooks/app.yml")
+                verify_server("uwsgi", same_workers(inventory))
+    assert not lb_down_hosts(), f"still drained: {lb_down_hosts()}"
+
+    latency = {kind: {"saturation": latency_summary([r for r in closed if r["kind"] == kind], "closed"),
+                      "half": latency_summary([r for r in opened if r["kind"] == kind], "open")}
+               for kind in LATENCY_PATHS}
+
+    def p99(kind):
+        return [r["open_loop"]["latency_ms"]["p99"] for r in sorted(opened, key=lambda r: r["round"])
+                if r["kind"] == kind]
+
+    tail = [ratio(n, d) for n, d in zip(p99("app_nginx"), p99("direct"))]
+    long_lat = long_run["open_loop"]["latency_ms"]
+    over = ratio(latency["app_nginx"]["saturation"]["rps"], latency["direct"]["saturation"]["rps"])
+    goals = {
+        "half load, app nginx p99 <= 2 x direct p99 (tail_ratio <= 2)": median(tail) is not None and median(tail) <= 2,
+        f"half load, app nginx, {args.tail_duration} s: no request over 250 ms": (
+            long_lat["max"] is not None and long_lat["max"] <= 250 and not long_run["open_loop"]["unanswered"]),
+        "saturation, lb: no request over 2 s (every round)": (
+            latency["lb"]["saturation"]["max_ms_worst"] is not None
+            and latency["lb"]["saturation"]["max_ms_worst"] <= 2000),
+        "saturation: app nginx rps >= 0.9 x direct rps": over is not None and over >= 0.9,
+    }
+    return {
+        "params": {**LATENCY_PARAMS, "connections": args.connections, "warmup_s": args.warmup,
+                   "duration_s": args.stack_duration, "rounds": rounds, "open_loop_connections": args.ol_connections,
+                   "open_loop_warmup_s": args.ol_warmup, "open_loop_fraction_of_direct": args.ol_fraction,
+                   "open_loop_rate": rate, "open_loop_rate_lb": lb_rate, "tail_duration_s": args.tail_duration,
+                   "uwsgi_recycling": recycling},
+        "same_workers": same,
+        "switches": switches,
+        "closed_runs": closed,
+        "open_loop_runs": opened,
+        "long_run": long_run,
+        "latency": latency,
+        "tail_ratio": median(tail), "tail_ratio_by_round": tail,
+        "nginx_over_direct": over,
+        "tail_long": {"seconds": args.tail_duration, "rate": rate, **long_lat,
+                      "unanswered": long_run["open_loop"]["unanswered"],
+                      "worker_recycles": long_run["worker_recycles"]},
+        "goals": goals,
+        "uwsgi_variants": [{
+            **{k: v[k] for k in ("name", "variables", "ini", "switch_s", "release")},
+            "saturation": latency_summary(v["closed"], "closed"),
+            "half": latency_summary(v["open"], "open"),
+            "closed_runs": v["closed"], "open_loop_runs": v["open"]} for v in variants],
     }
 
 
@@ -1123,6 +1368,46 @@ def markdown_keys(results: dict) -> list[str]:
     return rows
 
 
+def markdown_latency(la: dict) -> list[str]:
+    """The latency phase: one row per path and load, the keys, the goals."""
+    p = la["params"]
+    rows = [
+        (f"Latency, uWSGI {la['same_workers']['instances']} instances x {la['same_workers']['workers']} workers x "
+         f"{la['same_workers']['threads']} threads on {APP_HOST} (recycling: {', '.join(p['uwsgi_recycling']) or 'none'}); "
+         f"medians of {p['rounds']} rounds; saturation: closed loop, {p['connections']} connections; half: open "
+         f"loop, {p['open_loop_connections']} connections, at {p['open_loop_rate']} req/s (half of direct's "
+         f"saturation; lb: {p['open_loop_rate_lb']}, half of its own)"),
+        "",
+        "| path | load | rps | p50 ms | p99 ms | max ms | max ms, worst round | worker recycles |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in LATENCY_PATHS:
+        for load in ("saturation", "half"):
+            f = la["latency"][kind][load]
+            rows.append(f"| {kind} | {load} | {fmt(f['rps'])} | {fmt(f['p50_ms'])} | {fmt(f['p99_ms'])} | "
+                        f"{fmt(f['max_ms'])} | {fmt(f['max_ms_worst'])} | {f['worker_recycles']} |")
+    t = la["tail_long"]
+    rows.append(f"| app_nginx | half, {t['seconds']} s | {fmt(t['rate'])} | {fmt(t['p50'])} | {fmt(t['p99'])} | "
+                f"{fmt(t['max'])} | | {t['worker_recycles']} |")
+    rows += ["", "| key | value | rounds |", "|---|---|---|",
+             f"| tail_ratio | {fmt(la['tail_ratio'])} | {', '.join(fmt(v) for v in la['tail_ratio_by_round'])} |",
+             f"| nginx_over_direct | {fmt(la['nginx_over_direct'])} | saturation rps, medians |",
+             "", "| goal | holds |", "|---|---|"]
+    rows += [f"| {goal} | {'yes' if held else 'no'} |" for goal, held in la["goals"].items()]
+    if la.get("uwsgi_variants"):
+        rows += ["", (f"uWSGI variants, through {APP_HOST}'s nginx (medians of {p['rounds']} rounds; half: open loop "
+                      f"at {p['open_loop_rate']} req/s)"), "",
+                 ("| variant | lazy-apps | thunder-lock | saturation rps | saturation p99 ms | saturation max ms | "
+                  "half p50 ms | half p99 ms | half max ms |"),
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for v in la["uwsgi_variants"]:
+            sat, half = v["saturation"], v["half"]
+            rows.append(f"| {v['name']} | {v['ini']['lazy-apps']} | {v['ini']['thunder-lock']} | {fmt(sat['rps'])} | "
+                        f"{fmt(sat['p99_ms'])} | {fmt(sat['max_ms'])} | {fmt(half['p50_ms'])} | "
+                        f"{fmt(half['p99_ms'])} | {fmt(half['max_ms'])} |")
+    return rows
+
+
 def markdown_profile(fleet: dict, top: int = 8) -> list[str]:
     """Where the fleet runs spend their time: per run kind, the task headers and the slowest tasks
     of its median run."""
@@ -1144,6 +1429,8 @@ def markdown(results: dict) -> str:
     parts = ["\n".join(markdown_keys(results))]
     if results.get("fleet"):
         parts.append("\n".join(markdown_profile(results["fleet"])))
+    if results.get("latency_phase"):
+        parts.append("\n".join(markdown_latency(results["latency_phase"])))
     if "throughput" in results:
         parts.append("\n".join(markdown_throughput(results["throughput"])))
     if "reloads" in results:
@@ -1231,11 +1518,13 @@ def reload_phase(args, playbook) -> dict:
     }
 
 
-PHASES = ("fleet", "throughput", "stack", "reload")
+PHASES = ("fleet", "throughput", "stack", "latency", "reload")
 # The top-level keys of the fleet and stack phases (null when the phase did not run).
 TOP_KEYS = ("direct_rps", "stack_rps", "stack_over_direct", "direct_p99_ms", "stack_p99_ms", "p99_ratio", "transport",
             "noop_1host_s", "noop_4hosts_s", "noop_scale_ratio", "code_deploy_1host_s", "code_deploy_3hosts_s",
             "deploy_scale_ratio", "cold_converge_s", "timings_connection")
+# The latency phase's (null when it did not run).
+LATENCY_KEYS = ("latency", "tail_ratio", "nginx_over_direct", "tail_long")
 
 
 def phase_list(value: str) -> list[str]:
@@ -1270,6 +1559,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ol-warmup", type=int, default=2, help="stack, open loop: seconds not counted (0..10)")
     parser.add_argument("--ol-fraction", type=float, default=0.5,
                         help="stack, open loop: the rate as a fraction of direct_rps (0.05..0.9)")
+    parser.add_argument("--tail-duration", type=int, default=60,
+                        help="latency: seconds of the long open-loop run through app1's nginx (10..120)")
+    parser.add_argument("--uwsgi-variants", action=argparse.BooleanOptionalAction, default=True,
+                        help="latency: measure uWSGI without lazy-apps and / or the thunder lock too (4 switches)")
     parser.add_argument("--uwsgi-http", action="store_true",
                         help="stack: measure the uwsgi_http diagnostic transport too (one switch and 3 runs more)")
     parser.add_argument("--cold-converge-s", type=float,
@@ -1285,9 +1578,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers and --threads must be >= 1")
     # Medians of at least 3 rounds for every fleet and stack figure.
     if not (3 <= args.fleet_rounds <= 5 and 3 <= args.stack_rounds <= 5 and 5 <= args.stack_duration <= 60
-            and 4 <= args.ol_connections <= 64 and 0 <= args.ol_warmup <= 10 and 0.05 <= args.ol_fraction <= 0.9):
+            and 4 <= args.ol_connections <= 64 and 0 <= args.ol_warmup <= 10 and 0.05 <= args.ol_fraction <= 0.9
+            and 10 <= args.tail_duration <= 120):
         parser.error("--fleet-rounds and --stack-rounds must be 3..5, --stack-duration 5..60 s, --ol-connections "
-                     "4..64, --ol-warmup 0..10 s, --ol-fraction 0.05..0.9")
+                     "4..64, --ol-warmup 0..10 s, --ol-fraction 0.05..0.9, --tail-duration 10..120 s")
     skip = set(args.skip) | ({"throughput"} if args.skip_throughput else set())
     run = [p for p in PHASES if p in (args.only or PHASES) and p not in skip]
     if not run:
@@ -1317,7 +1611,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"host": APP_HOST, "hosts": {"lb": LB_HOST, "app": list(APP_HOSTS)}, "cpus": os.cpu_count(),
                      "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phases": run,
-                     **{key: None for key in TOP_KEYS}}
+                     **{key: None for key in (*TOP_KEYS, *LATENCY_KEYS)}}
     results["timings_connection"] = conn["connection"]
     if args.cold_converge_s is not None:
         results["cold_converge_s"] = round(args.cold_converge_s, 1)
@@ -1364,6 +1658,13 @@ def main(argv: list[str] | None = None) -> int:
             results["stack"] = st
             results.update({key: st[key] for key in TOP_KEYS[:7]})
             record_figure("bench_stack", {k: results[k] for k in TOP_KEYS[:7]})
+            save()
+        if "latency" in run:
+            la = latency_phase(args, inventory, playbook, app1_playbook)
+            results["latency_phase"] = la
+            results.update({"latency": la["latency"], "tail_ratio": la["tail_ratio"],
+                            "nginx_over_direct": la["nginx_over_direct"], "tail_long": la["tail_long"]})
+            record_figure("bench_latency", {k: results[k] for k in LATENCY_KEYS})
             save()
         if "reload" in run:
             subprocess.run(["docker", "cp", str(PROJECT / "scripts" / "loadgen.py"),
