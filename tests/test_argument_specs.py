@@ -264,10 +264,11 @@ def test_good_input_gets_past_validation(play):
 INPUT_TASKS = [
     "Check every number against its bounds",
     "Check the names (settings keys, socket owner, lb headers)",
+    "Check uWSGI's reload mode against lazy-apps and the thunder lock",
     "Check deploy_serial (a positive number of hosts or a percentage)",
     "Check the files the roles read on the controller",
 ]
-NUMBERS, NAMES, SERIAL, FILES = INPUT_TASKS
+NUMBERS, NAMES, RELOAD_MODE, SERIAL, FILES = INPUT_TASKS
 
 BAD_VALUES = [
     pytest.param({"app_keep_releases": 0}, NUMBERS, ["app_keep_releases", "got 0"], id="keep-releases-0"),
@@ -277,6 +278,8 @@ BAD_VALUES = [
                  ["uwsgi_processes", "-2", "uwsgi_harakiri", "-1"], id="two-at-once"),
     pytest.param({"nginx_worker_processes": "lots"}, NUMBERS, ["nginx_worker_processes", "lots"], id="worker-processes"),
     pytest.param({"app_settings": {"bad key": 1, "OK": 2}}, NAMES, ["app_settings", "bad key"], id="settings-key"),
+    pytest.param({"uwsgi_reload_mode": "chain", "uwsgi_thunder_lock": True}, RELOAD_MODE,
+                 ["uwsgi_thunder_lock", "chain"], id="chain-thunder-lock"),
     pytest.param({"deploy_serial": "abc"}, SERIAL, ["deploy_serial", "abc"], id="serial-abc"),
     pytest.param({"lb_tls_cert_src": "/nonexistent/wsgideploy.crt"}, FILES,
                  ["lb_tls_cert_src", "/nonexistent/wsgideploy.crt"], id="missing-cert"),

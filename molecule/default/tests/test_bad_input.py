@@ -70,6 +70,10 @@ CASES = [
     ("lb-header-name", "site.yml", {"lb_security_headers": {"X Frame": "DENY"}}, ["lb_security_headers", "X Frame"]),
     ("lb-header-two-lines", "site.yml", {"lb_security_headers": {"X-Test": "a\nb"}}, ["lb_security_headers", "X-Test"]),
     ("uwsgi-max-requests-delta-negative", "site.yml", {"uwsgi_max_requests_delta": -1}, ["uwsgi_max_requests_delta", "-1"]),
+    ("chain-with-thunder-lock", "site.yml", {"uwsgi_reload_mode": "chain", "uwsgi_thunder_lock": True},
+     ["uwsgi_thunder_lock", "chain"]),
+    ("chain-without-lazy-apps", "site.yml", {"uwsgi_reload_mode": "chain", "uwsgi_lazy_apps": False},
+     ["uwsgi_lazy_apps", "chain"]),
     ("socket-group-is-app-group", "site.yml", {"wsgi_app_socket_group": APP}, ["wsgi_app_socket_group"]),
     # Files on the controller
     ("missing-cert", "site.yml", {"lb_tls_cert_src": f"{MISSING}.crt"}, ["lb_tls_cert_src", f"{MISSING}.crt"]),
