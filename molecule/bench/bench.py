@@ -76,8 +76,10 @@ nginx_over_direct (saturation rps), tail_long, and the goals of the phase (tail_
 request over 250 ms in the long run, none over 2 s through the lb at saturation,
 nginx_over_direct >= 0.9). With --uwsgi-variants (the default): the app_nginx path again,
 saturation and half load, with and without lazy-apps and the thunder lock (playbooks/app.yml
--e uwsgi_lazy_apps=... -e uwsgi_thunder_lock=...; the ini checked), then app1 back on the
-inventory's settings.
+-e uwsgi_lazy_apps=... -e uwsgi_thunder_lock=...; the ini checked); with --gunicorn-variants (the
+default): Gunicorn with the same request slots, gthread (no recycling, its default), sync (the
+role's max_requests 5000, jitter 500) and sync without recycling (the config file checked). Then
+app1 back on the inventory's settings.
 
 reload (on app1). With scripts/loadgen.py running INSIDE app1 against http://127.0.0.1/healthz
 (nginx -> 2 uWSGI instances) at a constant rate over 4 connections, bounded by --duration seconds
@@ -103,7 +105,8 @@ and targets only the bench containers or their loopback.
 
     MOLECULE_EPHEMERAL_DIRECTORY=<the scenario's> molecule/bench/bench.py [--only PHASES] [--skip PHASES]
         [--fleet-rounds 3] [--stack-rounds 3] [--stack-duration 10] [--ol-connections 32] [--ol-warmup 2]
-        [--ol-fraction 0.5] [--tail-duration 60] [--no-uwsgi-variants] [--uwsgi-http] [--duration 120] [--rate 20] [--tp-duration 20] [--warmup 3]
+        [--ol-fraction 0.5] [--tail-duration 60] [--no-uwsgi-variants] [--no-gunicorn-variants] [--uwsgi-http]
+        [--duration 120] [--rate 20] [--tp-duration 20] [--warmup 3]
         [--connections 16] [--rounds 2] [--workers W] [--threads T] [--cold-converge-s S]
 """
 
@@ -846,6 +849,21 @@ def lb_answers_from(n: int = 6) -> list[str]:
     return [json.loads(sh("curl", "-sk", "--max-time", "5", LB_HTTPS, host=LB_HOST))["host"] for _ in range(n)]
 
 
+def drain_others(playbook, others: list[str], phase: str) -> None:
+    """Take the other app hosts out of the lb's rotation (playbooks/drain.yml); check that only
+    app1 answers through the lb."""
+    print(f"== {phase}: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
+    playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
+    assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
+    answered = lb_answers_from()
+    assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
+
+
+def undrain_others(playbook, others: list[str], phase: str) -> None:
+    print(f"== {phase}: undrain {', '.join(others)}", flush=True)
+    playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+
+
 def switch_transport(name: str, same: dict, app1_playbook, spec: tuple | None = None, phase: str = "stack") -> dict:
     """app1 onto transport name (TRANSPORTS[name], or spec: (server, variables)); then check it."""
     server, variables = spec or TRANSPORTS[name]
@@ -893,12 +911,8 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
             if name != "http_keepalive":
                 runs += [closed_run(args, "app_nginx", rnd, name) for rnd in range(1, rounds + 1)]
                 continue
-            print(f"== stack: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
             drained = True
-            playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
-            assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
-            answered = lb_answers_from()
-            assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
+            drain_others(playbook, others, "stack")
             order = ["app_nginx", "direct", "stack"]
             for rnd in range(1, rounds + 1):
                 for target in order[rnd - 1:] + order[:rnd - 1]:  # rotated from round to round
@@ -910,14 +924,12 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
             for rnd in range(1, rounds + 1):
                 for target in ("direct", "stack") if rnd % 2 else ("stack", "direct"):
                     open_runs.append(open_run(args, target, rnd, rate))
-            print(f"== stack: undrain {', '.join(others)}", flush=True)
-            playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+            undrain_others(playbook, others, "stack")
             drained = False
     finally:
         try:
             if drained:
-                print(f"== stack: undrain {', '.join(others)}", flush=True)
-                playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+                undrain_others(playbook, others, "stack")
         finally:
             print("== stack: back to the inventory's transport", flush=True)
             app1_playbook("playbooks/app.yml")
@@ -1008,6 +1020,22 @@ UWSGI_VARIANT_INI = {
     "no_lazy_apps": {"lazy-apps": "false", "thunder-lock": "false"},
     "no_lazy_apps_thunder_lock": {"lazy-apps": "false", "thunder-lock": "true"},
 }
+
+def gunicorn_variants(same: dict) -> dict:
+    """Gunicorn behind the same nginx with the same request slots per instance (workers x threads):
+    gthread as the throughput phase runs it (its role default: no recycling), sync workers with the
+    role's default recycling (max_requests 5000, jitter 500), and sync without recycling. name:
+    (shape for server_vars / verify_server, more variables, what the config file must say)."""
+    slots = same["workers"] * same["threads"]
+    gthread = {**same, "gunicorn_worker_class": "gthread" if same["threads"] > 1 else "sync"}
+    sync = {**same, "workers": slots, "threads": 1, "gunicorn_worker_class": "sync"}
+    return {
+        "gunicorn_gthread": (gthread, {}, {"worker_class": gthread["gunicorn_worker_class"], "max_requests": "0"}),
+        "gunicorn_sync": (sync, {}, {"worker_class": "sync", "max_requests": "5000", "max_requests_jitter": "500"}),
+        "gunicorn_sync_no_recycling": (sync, {"gunicorn_max_requests": 0}, {"worker_class": "sync", "max_requests": "0"}),
+    }
+
+
 LATENCY_PARAMS = {
     "server": "uWSGI with the role's defaults and the scenario's workers (max-requests off: no worker is recycled "
               "by count; the recycles counted from the instances' journals during every run are in the runs)",
@@ -1093,12 +1121,8 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
         switches.append({"transport": "inventory", "wall_s": round(time.monotonic() - t0, 1), "switched": True,
                          **verify_server("uwsgi", same_workers(inventory))})
         moved = False
-        print(f"== latency: drain {', '.join(others)} on the lb (playbooks/drain.yml)", flush=True)
         drained = True
-        playbook("playbooks/drain.yml", "-e", f"drain={','.join(others)}")
-        assert lb_down_hosts() == others, f"drained on the lb: {lb_down_hosts()}, wanted {others}"
-        answered = lb_answers_from()
-        assert set(answered) == {APP_HOST}, f"through the lb, answers from {answered}"
+        drain_others(playbook, others, "latency")
         for rnd in range(1, rounds + 1):
             for kind in ("app_nginx", "lb") if rnd % 2 else ("lb", "app_nginx"):
                 closed.append(timed(closed_run, kind, rnd, "uwsgi_unix"))
@@ -1113,34 +1137,41 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
         print(f"== latency: one open-loop run of {args.tail_duration} s through {APP_HOST}'s nginx at {rate} req/s",
               flush=True)
         long_run = timed(open_run, "app_nginx", 0, rate, window=args.tail_duration)
-        print(f"== latency: undrain {', '.join(others)}", flush=True)
-        playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+        undrain_others(playbook, others, "latency")
         drained = False
-        # How uWSGI loads the app and accepts, app1's nginx path only (no lb: nothing to drain).
-        for name, variables in UWSGI_VARIANTS.items() if args.uwsgi_variants else ():
-            moved = name != "defaults"
-            extra = [a for key, value in variables.items() for a in ("-e", json.dumps({key: value}))]
-            print(f"== latency: uWSGI variant {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}",
-                  flush=True)
+        # How the app server loads the app, accepts and recycles: app1's nginx path only (no lb:
+        # nothing to drain). Each variant is a gated change made with playbooks/app.yml.
+
+        def variant(name: str, server: str, shape: dict, variables: dict, config: dict) -> None:
+            extra = (server_vars(server, shape) if server == "gunicorn" else []) + [
+                a for key, value in variables.items() for a in ("-e", json.dumps({key: value}))]
+            print(f"== latency: variant {name}: playbooks/app.yml --limit {APP_HOST} {' '.join(extra)}", flush=True)
             t0 = time.monotonic()
             app1_playbook("playbooks/app.yml", *extra)
-            checked = verify_server("uwsgi", same)
-            ini = sh("cat", f"/etc/uwsgi/hello/{INSTANCES[0]}.ini")
-            lines = {k: v for k, _, v in (line.partition(" = ") for line in ini.splitlines())
-                     if k in ("lazy-apps", "thunder-lock")}
-            want = UWSGI_VARIANT_INI[name]
-            assert lines == want, f"variant {name}: the ini says {lines}, wanted {want}"
-            variant = {"name": name, "variables": variables, "ini": lines, "switch_s": round(time.monotonic() - t0, 1),
-                       "release": checked["release"], "closed": [], "open": []}
+            checked = verify_server(server, shape)
+            path = (f"/etc/uwsgi/hello/{INSTANCES[0]}.ini" if server == "uwsgi"
+                    else f"/etc/gunicorn/hello/{INSTANCES[0]}.conf.py")
+            found = {k: v.strip('"') for k, _, v in (line.partition(" = ") for line in sh("cat", path).splitlines())
+                     if k in config}
+            assert found == config, f"variant {name}: {path} says {found}, wanted {config}"
+            record = {"name": name, "server": server, "variables": variables, "config": found,
+                      "switch_s": round(time.monotonic() - t0, 1), "release": checked["release"], "closed": [],
+                      "open": []}
             for rnd in range(1, rounds + 1):
-                variant["closed"].append(timed(closed_run, "app_nginx", rnd, f"uwsgi_unix {name}"))
-                variant["open"].append(timed(open_run, "app_nginx", rnd, rate))
-            variants.append(variant)
+                record["closed"].append(timed(closed_run, "app_nginx", rnd, f"{server} {name}"))
+                record["open"].append(timed(open_run, "app_nginx", rnd, rate))
+            variants.append(record)
+
+        for name, variables in UWSGI_VARIANTS.items() if args.uwsgi_variants else ():
+            moved = name != "defaults"
+            variant(name, "uwsgi", same, variables, UWSGI_VARIANT_INI[name])
+        for name, (shape, variables, config) in gunicorn_variants(same).items() if args.gunicorn_variants else ():
+            moved = True
+            variant(name, "gunicorn", shape, variables, config)
     finally:
         try:
             if drained:
-                print(f"== latency: undrain {', '.join(others)}", flush=True)
-                playbook("playbooks/drain.yml", "-e", f"undrain={','.join(others)}")
+                undrain_others(playbook, others, "latency")
         finally:
             if moved:
                 print("== latency: back to the inventory's transport", flush=True)
@@ -1186,8 +1217,8 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
                       "unanswered": long_run["open_loop"]["unanswered"],
                       "worker_recycles": long_run["worker_recycles"]},
         "goals": goals,
-        "uwsgi_variants": [{
-            **{k: v[k] for k in ("name", "variables", "ini", "switch_s", "release")},
+        "variants": [{
+            **{k: v[k] for k in ("name", "server", "variables", "config", "switch_s", "release")},
             "saturation": latency_summary(v["closed"], "closed"),
             "half": latency_summary(v["open"], "open"),
             "closed_runs": v["closed"], "open_loop_runs": v["open"]} for v in variants],
@@ -1394,17 +1425,18 @@ def markdown_latency(la: dict) -> list[str]:
              f"| nginx_over_direct | {fmt(la['nginx_over_direct'])} | saturation rps, medians |",
              "", "| goal | holds |", "|---|---|"]
     rows += [f"| {goal} | {'yes' if held else 'no'} |" for goal, held in la["goals"].items()]
-    if la.get("uwsgi_variants"):
-        rows += ["", (f"uWSGI variants, through {APP_HOST}'s nginx (medians of {p['rounds']} rounds; half: open loop "
-                      f"at {p['open_loop_rate']} req/s)"), "",
-                 ("| variant | lazy-apps | thunder-lock | saturation rps | saturation p99 ms | saturation max ms | "
-                  "half p50 ms | half p99 ms | half max ms |"),
-                 "|---|---|---|---|---|---|---|---|---|"]
-        for v in la["uwsgi_variants"]:
+    if la.get("variants"):
+        rows += ["", (f"Variants, through {APP_HOST}'s nginx (medians of {p['rounds']} rounds; half: open loop at "
+                      f"{p['open_loop_rate']} req/s)"), "",
+                 ("| variant | server | config | saturation rps | saturation p99 ms | saturation max ms | "
+                  "half p50 ms | half p99 ms | half max ms | worker recycles |"),
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        for v in la["variants"]:
             sat, half = v["saturation"], v["half"]
-            rows.append(f"| {v['name']} | {v['ini']['lazy-apps']} | {v['ini']['thunder-lock']} | {fmt(sat['rps'])} | "
-                        f"{fmt(sat['p99_ms'])} | {fmt(sat['max_ms'])} | {fmt(half['p50_ms'])} | "
-                        f"{fmt(half['p99_ms'])} | {fmt(half['max_ms'])} |")
+            config = " ".join(f"{k}={val}" for k, val in v["config"].items())
+            rows.append(f"| {v['name']} | {v['server']} | {config} | {fmt(sat['rps'])} | {fmt(sat['p99_ms'])} | "
+                        f"{fmt(sat['max_ms'])} | {fmt(half['p50_ms'])} | {fmt(half['p99_ms'])} | {fmt(half['max_ms'])} | "
+                        f"{sat['worker_recycles'] + half['worker_recycles']} |")
     return rows
 
 
@@ -1563,6 +1595,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="latency: seconds of the long open-loop run through app1's nginx (10..120)")
     parser.add_argument("--uwsgi-variants", action=argparse.BooleanOptionalAction, default=True,
                         help="latency: measure uWSGI without lazy-apps and / or the thunder lock too (4 switches)")
+    parser.add_argument("--gunicorn-variants", action=argparse.BooleanOptionalAction, default=True,
+                        help="latency: measure Gunicorn gthread, sync, sync without recycling too (3 switches)")
     parser.add_argument("--uwsgi-http", action="store_true",
                         help="stack: measure the uwsgi_http diagnostic transport too (one switch and 3 runs more)")
     parser.add_argument("--cold-converge-s", type=float,
