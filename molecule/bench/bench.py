@@ -234,13 +234,18 @@ def exec_reload() -> dict:
     return out
 
 
+def uwsgi_defaults() -> dict:
+    """The uwsgi role's defaults file, as YAML (templated values stay strings)."""
+    with open(PROJECT / "roles" / "uwsgi" / "defaults" / "main.yml") as fh:
+        return yaml.safe_load(fh)
+
+
 def same_workers(inventory: Path, args=None) -> dict:
     """Workers x threads per instance for both servers: uWSGI's (the uwsgi role's defaults, then the
     scenario inventory's values), unless --workers / --threads say otherwise."""
     workers_arg = getattr(args, "workers", None)
     threads_arg = getattr(args, "threads", None)
-    with open(PROJECT / "roles" / "uwsgi" / "defaults" / "main.yml") as fh:
-        defaults = yaml.safe_load(fh)
+    defaults = uwsgi_defaults()
     res = subprocess.run(["ansible-inventory", "-i", str(inventory), "--host", APP_HOST],
                          capture_output=True, text=True, check=True)
     host_vars = json.loads(res.stdout)
@@ -849,6 +854,14 @@ def lb_answers_from(n: int = 6) -> list[str]:
     return [json.loads(sh("curl", "-sk", "--max-time", "5", LB_HTTPS, host=LB_HOST))["host"] for _ in range(n)]
 
 
+def install_wrk_bench(host: str) -> None:
+    """molecule/bench/wrk-bench.lua into host, where wrk (the bench prepare installs it) runs it."""
+    subprocess.run(["docker", "exec", "-i", host, "sh", "-c", f"mkdir -p {BENCH_LIB} && cat > {WRK_BENCH}"],
+                   input=(Path(__file__).parent / "wrk-bench.lua").read_text(), text=True, check=True,
+                   capture_output=True)
+    sh("sh", "-c", "command -v wrk || { echo 'no wrk: the bench prepare installs it'; exit 1; }", host=host)
+
+
 def drain_others(playbook, others: list[str], phase: str) -> None:
     """Take the other app hosts out of the lb's rotation (playbooks/drain.yml); check that only
     app1 answers through the lb."""
@@ -894,10 +907,7 @@ def stack_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
     print(f"== stack: {same['instances']} instances x {same['workers']} workers x {same['threads']} threads on "
           f"{APP_HOST}; wrk in {LB_HOST}, {args.connections} connections, {args.warmup} s warm-up + "
           f"{args.stack_duration} s per run, {rounds} rounds", flush=True)
-    subprocess.run(["docker", "exec", "-i", LB_HOST, "sh", "-c", f"mkdir -p {BENCH_LIB} && cat > {WRK_BENCH}"],
-                   input=(Path(__file__).parent / "wrk-bench.lua").read_text(), text=True, check=True,
-                   capture_output=True)
-    sh("sh", "-c", "command -v wrk || { echo 'no wrk: the bench prepare installs it'; exit 1; }", host=LB_HOST)
+    install_wrk_bench(LB_HOST)
     others = [h for h in APP_HOSTS if h != APP_HOST]
     switches, runs, open_runs = [], [], []
     transports = [t for t in TRANSPORTS if t != "uwsgi_http" or args.uwsgi_http]
@@ -1013,13 +1023,14 @@ UWSGI_VARIANTS = {
     "no_lazy_apps": {"uwsgi_lazy_apps": False},
     "no_lazy_apps_thunder_lock": {"uwsgi_lazy_apps": False, "uwsgi_thunder_lock": True},
 }
-# What each variant's ini must say.
-UWSGI_VARIANT_INI = {
-    "defaults": {"lazy-apps": "true", "thunder-lock": "false"},
-    "thunder_lock": {"lazy-apps": "true", "thunder-lock": "true"},
-    "no_lazy_apps": {"lazy-apps": "false", "thunder-lock": "false"},
-    "no_lazy_apps_thunder_lock": {"lazy-apps": "false", "thunder-lock": "true"},
-}
+
+
+def uwsgi_variant_ini(variables: dict) -> dict:
+    """What a uWSGI variant's ini must say: its variables over the uwsgi role's defaults."""
+    merged = {**uwsgi_defaults(), **variables}
+    return {"lazy-apps": str(bool(merged["uwsgi_lazy_apps"])).lower(),
+            "thunder-lock": str(bool(merged["uwsgi_thunder_lock"])).lower()}
+
 
 def gunicorn_variants(same: dict) -> dict:
     """Gunicorn behind the same nginx with the same request slots per instance (workers x threads):
@@ -1088,9 +1099,7 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
           f"threads on {APP_HOST}; wrk in {APP_HOST} (direct, app_nginx) and {LB_HOST} (lb); {rounds} rounds per "
           "path and loop", flush=True)
     for client in (LB_HOST, APP_HOST):
-        subprocess.run(["docker", "exec", "-i", client, "sh", "-c", f"mkdir -p {BENCH_LIB} && cat > {WRK_BENCH}"],
-                       input=(Path(__file__).parent / "wrk-bench.lua").read_text(), text=True, check=True,
-                       capture_output=True)
+        install_wrk_bench(client)
     ini = sh("cat", f"/etc/uwsgi/hello/{INSTANCES[0]}.ini")
     recycling = [line for line in ini.splitlines() if line.startswith(("max-requests", "reload-on-rss"))]
     others = [h for h in APP_HOSTS if h != APP_HOST]
@@ -1104,8 +1113,8 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
 
     moved = drained = False
     try:
-        # The direct path: uWSGI's own http-socket, reached from the lb container. A gated change,
-        # made with the whole fleet in rotation (the lb refuses to drain its last host).
+        # The direct path: uWSGI's own http-socket, loaded from inside app1. A gated change, made
+        # with the whole fleet in rotation (the lb refuses to drain its last host).
         moved = True
         switches.append(switch_transport("uwsgi_http_direct", same, app1_playbook, LATENCY_DIRECT, "latency"))
         for rnd in range(1, rounds + 1):
@@ -1164,7 +1173,7 @@ def latency_phase(args, inventory: Path, playbook, app1_playbook) -> dict:
 
         for name, variables in UWSGI_VARIANTS.items() if args.uwsgi_variants else ():
             moved = name != "defaults"
-            variant(name, "uwsgi", same, variables, UWSGI_VARIANT_INI[name])
+            variant(name, "uwsgi", same, variables, uwsgi_variant_ini(variables))
         for name, (shape, variables, config) in gunicorn_variants(same).items() if args.gunicorn_variants else ():
             moved = True
             variant(name, "gunicorn", shape, variables, config)
