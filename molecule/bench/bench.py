@@ -77,8 +77,8 @@ request over 250 ms in the long run, none over 2 s through the lb at saturation,
 nginx_over_direct >= 0.9). With --uwsgi-variants (the default): the app_nginx path again,
 saturation and half load, with and without lazy-apps and the thunder lock (playbooks/app.yml
 -e uwsgi_lazy_apps=... -e uwsgi_thunder_lock=...; the ini checked); with --gunicorn-variants (the
-default): Gunicorn with the same request slots, gthread (no recycling, its default), sync (the
-role's max_requests 5000, jitter 500) and sync without recycling (the config file checked). Then
+default): Gunicorn with the same request slots, gthread and sync as the role's defaults (no
+recycling), and sync recycling by count (max_requests 5000, jitter 500; the config file checked). Then
 app1 back on the inventory's settings.
 
 reload (on app1). With scripts/loadgen.py running INSIDE app1 against http://127.0.0.1/healthz
@@ -1034,16 +1034,17 @@ def uwsgi_variant_ini(variables: dict) -> dict:
 
 def gunicorn_variants(same: dict) -> dict:
     """Gunicorn behind the same nginx with the same request slots per instance (workers x threads):
-    gthread as the throughput phase runs it (its role default: no recycling), sync workers with the
-    role's default recycling (max_requests 5000, jitter 500), and sync without recycling. name:
+    gthread as the throughput phase runs it and sync workers, both with the role's default (no
+    recycling), and sync workers recycled by count (max_requests 5000, jitter 500). name:
     (shape for server_vars / verify_server, more variables, what the config file must say)."""
     slots = same["workers"] * same["threads"]
     gthread = {**same, "gunicorn_worker_class": "gthread" if same["threads"] > 1 else "sync"}
     sync = {**same, "workers": slots, "threads": 1, "gunicorn_worker_class": "sync"}
     return {
         "gunicorn_gthread": (gthread, {}, {"worker_class": gthread["gunicorn_worker_class"], "max_requests": "0"}),
-        "gunicorn_sync": (sync, {}, {"worker_class": "sync", "max_requests": "5000", "max_requests_jitter": "500"}),
-        "gunicorn_sync_no_recycling": (sync, {"gunicorn_max_requests": 0}, {"worker_class": "sync", "max_requests": "0"}),
+        "gunicorn_sync": (sync, {}, {"worker_class": "sync", "max_requests": "0"}),
+        "gunicorn_sync_recycling": (sync, {"gunicorn_max_requests": 5000, "gunicorn_max_requests_jitter": 500},
+                                    {"worker_class": "sync", "max_requests": "5000", "max_requests_jitter": "500"}),
     }
 
 
