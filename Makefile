@@ -18,13 +18,14 @@ DEMO_HTTP_URL ?= http://127.0.0.1:8080/
 BENCH_EPHEMERAL ?= $(CURDIR)/.cache/molecule-bench
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap demo down status test lint unit molecule bench
+.PHONY: help bootstrap demo down status logs test lint unit molecule bench
 
 help:
 	@echo "make demo   bring up the local cluster (1 lb + 3 app hosts) and deploy the app ($(DEMO_URL))"
 	@echo "make test   lint + unit tests + every molecule scenario ($(SCENARIOS))"
 	@echo "make down   remove the demo hosts"
 	@echo "make status release and instance health of every demo app host"
+	@echo "make logs   the latest log lines of every demo host (app servers, nginx)"
 	@echo "make lint | unit | molecule   the parts of make test"
 	@echo "make bench  on a bench fleet (lb + 3 app hosts, fresh): cold converge time, no-op and deploy run times over"
 	@echo "            1 host vs all, uWSGI vs Gunicorn throughput, app server direct vs through the stack, transports,"
@@ -45,6 +46,9 @@ down: bootstrap
 
 status: bootstrap
 	ansible-playbook -i inventories/local playbooks/status.yml
+
+logs: bootstrap
+	ansible-playbook -i inventories/local playbooks/logs.yml
 
 test: bootstrap lint unit molecule
 

@@ -263,7 +263,7 @@ def test_good_input_gets_past_validation(play):
 
 INPUT_TASKS = [
     "Check every number against its bounds",
-    "Check the names (settings keys, socket owner, lb headers)",
+    "Check the names (settings keys, socket owner, lb headers, nginx's counters' address, log sizes)",
     "Check uWSGI's reload mode against lazy-apps and the thunder lock",
     "Check deploy_serial (a positive number of hosts or a percentage)",
     "Check the files the roles read on the controller",
@@ -278,6 +278,10 @@ BAD_VALUES = [
                  ["uwsgi_processes", "-2", "uwsgi_harakiri", "-1"], id="two-at-once"),
     pytest.param({"nginx_worker_processes": "lots"}, NUMBERS, ["nginx_worker_processes", "lots"], id="worker-processes"),
     pytest.param({"app_settings": {"bad key": 1, "OK": 2}}, NAMES, ["app_settings", "bad key"], id="settings-key"),
+    pytest.param({"nginx_status_listen": "0.0.0.0:8099"}, NAMES, ["nginx_status_listen", "0.0.0.0:8099"],
+                 id="status-not-loopback"),
+    pytest.param({"base_journald_system_max_use": "lots", "nginx_logrotate_max_size": "1 GB"}, NAMES,
+                 ["base_journald_system_max_use", "lots", "nginx_logrotate_max_size", "1 GB"], id="log-sizes"),
     pytest.param({"uwsgi_reload_mode": "chain", "uwsgi_thunder_lock": True}, RELOAD_MODE,
                  ["uwsgi_thunder_lock", "chain"], id="chain-thunder-lock"),
     pytest.param({"deploy_serial": "abc"}, SERIAL, ["deploy_serial", "abc"], id="serial-abc"),
@@ -310,7 +314,8 @@ def test_input_at_the_bounds_gets_past_validation(play, tmp_path):
     cert.write_text("not checked for content\n")
     run = Run(play(app_keep_releases=1, wsgi_app_base_port=65535, lb_http_port=1, uwsgi_harakiri=0,
                    nginx_worker_processes="auto", deploy_serial="100%", app_settings={"_OK": 1, "Name2": 2},
-                   lb_tls_cert_src=str(cert), wsgi_app_src=str(tmp_path)))
+                   lb_tls_cert_src=str(cert), wsgi_app_src=str(tmp_path), nginx_status_listen="[::1]:8099",
+                   base_journald_system_max_use="2G", nginx_logrotate_max_size=1048576))
 
     assert run.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], run
     failures = run.failures()

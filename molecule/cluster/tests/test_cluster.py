@@ -74,6 +74,29 @@ def test_each_host_runs_its_app_server_under_its_process_manager(host, name):
     assert code == "200", (name, code)
 
 
+def test_logs_playbook_reads_every_host(host):
+    """One command for every host's logs: a request through the lb shows up in the lb's and an
+    app host's nginx logs, and each app host shows its instances' output under its own process
+    manager (the journal for systemd, supervisord's files for app3)."""
+    marker = f"/log-marker-{time.time_ns()}"
+    host.run(f"curl -sk -o /dev/null -m 10 {HTTPS}{marker}")
+    time.sleep(2.5)  # nginx writes its access log at least every second
+    out = playbook("playbooks/logs.yml", "-e", "logs_lines=300", "--limit", ",".join([LB, *APPS]))
+    counts = recap(out)
+    assert set(counts) == {LB, *APPS}, counts
+    assert all(c.get("failed", 0) == 0 and c.get("changed", 0) == 0 for c in counts.values()), counts
+    assert out.count(marker) >= 2, out[-4000:]  # the lb's line and the app host's
+    assert "WSGI app 0" in out and "Booting worker" in out, out[-4000:]  # uWSGI's and Gunicorn's output
+
+
+def test_nginx_counters_are_refused_from_another_host(host):
+    for name in (LB, APPS[0]):
+        refused = host.run(f"curl -sS -m 5 http://{name}:8099/nginx_status")
+        assert refused.rc == 7, (name, refused.rc, refused.stdout)
+        local = scenario_host(name).check_output("curl -sS -m 5 http://127.0.0.1:8099/nginx_status")
+        assert local.startswith("Active connections:"), (name, local)
+
+
 @pytest.mark.parametrize("name", APPS)
 def test_app_host_nginx_fails_nothing_under_closed_loop_load(host, name):
     """Each app host's nginx -> its instances, as fast as they answer, from many connections at once
