@@ -41,7 +41,7 @@ SITE_CHECK = ("Take site.yml's check, once", "End here for a host that check fou
 def prelude(task: str) -> bool:
     return task in (APP_DEFINITION, *SITE_CHECK) or task.startswith("wsgi_app : ")
 # What the play validates, in order (playbooks/app.yml with the default server and process manager).
-VALIDATED_ROLES = ["wsgi_app", "base", "app", "uwsgi", "systemd_service", "nginx", "app_proxy"]
+VALIDATED_ROLES = ["wsgi_app", "base", "firewall", "app", "uwsgi", "systemd_service", "nginx", "app_proxy"]
 
 HEADER_RE = re.compile(r"^TASK \[(?P<task>.*)\] \**\s*$")
 # `fatal: [host]: FAILED! =>` for a task, `failed: [host] (item=x) =>` for an item of a loop.
@@ -263,7 +263,7 @@ def test_good_input_gets_past_validation(play):
 
 INPUT_TASKS = [
     "Check every number against its bounds",
-    "Check the names (settings keys, socket owner, lb headers, nginx's counters' address, log sizes)",
+    "Check the names (settings keys, socket owner, lb headers, addresses, log sizes)",
     "Check uWSGI's reload mode against lazy-apps and the thunder lock",
     "Check deploy_serial (a positive number of hosts or a percentage)",
     "Check the files the roles read on the controller",
@@ -282,6 +282,9 @@ BAD_VALUES = [
                  id="status-not-loopback"),
     pytest.param({"base_journald_system_max_use": "lots", "nginx_logrotate_max_size": "1 GB"}, NAMES,
                  ["base_journald_system_max_use", "lots", "nginx_logrotate_max_size", "1 GB"], id="log-sizes"),
+    pytest.param({"firewall_ssh_sources": ["10.0.0.0/8", "office"], "firewall_address": "lb.example"}, NAMES,
+                 ["firewall_ssh_sources", "office", "firewall_address", "lb.example"], id="firewall-addresses"),
+    pytest.param({"firewall_ssh_port": 0}, NUMBERS, ["firewall_ssh_port", "got 0"], id="firewall-ssh-port-0"),
     pytest.param({"uwsgi_reload_mode": "chain", "uwsgi_thunder_lock": True}, RELOAD_MODE,
                  ["uwsgi_thunder_lock", "chain"], id="chain-thunder-lock"),
     pytest.param({"deploy_serial": "abc"}, SERIAL, ["deploy_serial", "abc"], id="serial-abc"),
@@ -315,7 +318,8 @@ def test_input_at_the_bounds_gets_past_validation(play, tmp_path):
     run = Run(play(app_keep_releases=1, wsgi_app_base_port=65535, lb_http_port=1, uwsgi_harakiri=0,
                    nginx_worker_processes="auto", deploy_serial="100%", app_settings={"_OK": 1, "Name2": 2},
                    lb_tls_cert_src=str(cert), wsgi_app_src=str(tmp_path), nginx_status_listen="[::1]:8099",
-                   base_journald_system_max_use="2G", nginx_logrotate_max_size=1048576))
+                   base_journald_system_max_use="2G", nginx_logrotate_max_size=1048576,
+                   firewall_ssh_sources=["192.0.2.0/24", "2001:db8::/32", "::/0"], firewall_address="192.0.2.7"))
 
     assert run.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], run
     failures = run.failures()

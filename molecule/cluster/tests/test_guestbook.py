@@ -146,11 +146,12 @@ def test_a_session_flow_through_the_lb(host):
     _, _, index = head(host, HTTPS + "/", "-b", jar)
     assert re.search(r'<p id="who">\s*Signed in as Ada\s*</p>', index), index[:2000]
     # One SECRET_KEY for the fleet (app_settings): the session cookie the lb's host signed works on
-    # every host, asked directly (the cookie is the lb's, so it is sent by hand).
+    # every host, asked directly from the lb (the cookie is the lb's, so it is sent by hand; gb1's
+    # firewall lets only its lb in).
     cookie = next(line.split("\t")[-1] for line in host.check_output(f"cat {jar}").splitlines()
                   if line.split("\t")[5:6] == ["session"])
     for name in APPS:
-        _, _, page = head(host, f"http://{name}{PREFIX}/", "-b", f"session={cookie}")
+        _, _, page = head(scenario_host(LB), f"http://{name}{PREFIX}/", "-b", f"session={cookie}")
         assert re.search(r"Signed in as Ada", page), (name, page[:1000])
     # Without the session the form is refused (the csrf token lives in the session).
     code = host.check_output(
@@ -197,7 +198,7 @@ def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_
         app = scenario_host(name)
         dist = app.check_output(f"ls -d /srv/guestbook/releases/{release}/venv/lib/python3*/site-packages/guestbook-*.dist-info")
         assert dist.endswith("guestbook-1.1.0.dist-info"), (name, dist)
-        _, headers, _ = head(host, f"http://{name}{PREFIX}/")
+        _, headers, _ = head(scenario_host(LB), f"http://{name}{PREFIX}/")
         assert headers.get("x-app-release") == release, (name, headers)
     # The data and the session survived the release (shared instance folder, same SECRET_KEY).
     status, _, page = head(host, entry, "-b", jar)
@@ -233,3 +234,37 @@ def test_a_front_page_that_answers_500_fails_the_gate_and_changes_nothing(host, 
     # gb2 prepared the release and never switched to it: its directory is left out.
     assert_fleet_unchanged(before, fleet_state(), out, prepared=new)
     assert {current_release(name) for name in APPS} == {first_release}
+
+
+def knock(client, name: str) -> int:
+    """curl's exit code for a GET of an app host's nginx from `client` (28: timed out, dropped)."""
+    return client.run(f"curl -s -o /dev/null -m 3 http://{name}{PREFIX}/").rc
+
+
+def test_the_firewall_lets_only_the_lb_in(host):
+    """gb1 runs the firewall (firewall_enabled): its nginx answers its lb, and drops the client
+    and the other fleet's lb; gb2, without it, answers everyone (the control)."""
+    gb1, gb2 = APPS
+    assert knock(scenario_host(LB), gb1) == 0
+    assert knock(host, gb1) == 28
+    assert knock(scenario_host(HELLO_LB), gb1) == 28
+    assert knock(host, gb2) == 0
+    # Its table, with the lb's address; SSH still lets Ansible (and these tests) in.
+    lb_address = scenario_host(LB).check_output("hostname -I").split()[0]
+    table = scenario_host(gb1).check_output("nft list table inet wsgideploy")
+    assert lb_address in table and "policy drop" in table, table
+
+
+def test_a_firewall_change_that_shuts_out_the_lb_is_put_back(host):
+    """A wrong lb address (firewall_address) would let nobody in: the check from the lb fails,
+    the previous ruleset is loaded again and the run fails, naming the host; nothing else changed."""
+    gb1 = scenario_host(APPS[0])
+    before = fleet_state()
+    ruleset = gb1.check_output("sha256sum /etc/wsgideploy/firewall.nft")
+    rc, out = run_playbook("site.yml", *FLEET, "-e", "firewall_address=192.0.2.1")
+    assert rc != 0, out[-3000:]
+    assert f"firewall on {APPS[0]}: the new ruleset was put back" in out, out[-4000:]
+    assert "192.0.2.1" not in gb1.check_output("nft list table inet wsgideploy")
+    assert gb1.check_output("sha256sum /etc/wsgideploy/firewall.nft") == ruleset
+    assert knock(scenario_host(LB), APPS[0]) == 0
+    assert_fleet_unchanged(before, fleet_state(), out)
