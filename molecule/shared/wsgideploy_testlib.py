@@ -21,18 +21,19 @@ def scenario_host(name: str, sudo: bool = True):
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"], sudo=sudo)
 
 
-def run_playbook(path: str, *args: str, timeout: int = 900) -> tuple[int, str]:
-    """Run a playbook (relative to the project) with molecule's inventory; (exit code, output)."""
+def run_playbook(path: str, *args: str, timeout: int = 900, inventory: str | None = None) -> tuple[int, str]:
+    """Run a playbook (relative to the project) with molecule's inventory (or `inventory`); (exit
+    code, output)."""
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(project, path), *args]
+    cmd = ["ansible-playbook", "-i", inventory or os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(project, path), *args]
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     return res.returncode, res.stdout + res.stderr
 
 
-def playbook(path: str, *args: str, timeout: int = 900) -> str:
+def playbook(path: str, *args: str, timeout: int = 900, inventory: str | None = None) -> str:
     """Run a playbook that must succeed; its output."""
-    rc, out = run_playbook(path, *args, timeout=timeout)
+    rc, out = run_playbook(path, *args, timeout=timeout, inventory=inventory)
     assert rc == 0, out[-6000:]
     return out
 

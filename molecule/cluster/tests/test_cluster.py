@@ -9,10 +9,13 @@ third-party app's.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 
 import pytest
+import yaml
 from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, converge,
                                 fleet_state, gixy_report, load_during, loadgen, playbook, recap, record_figure,
                                 run_playbook, scenario_host)
@@ -236,6 +239,55 @@ def test_drain_takes_a_host_out_and_back_without_errors(host):
     res = run_load_while(undrain, seconds=15)
     assert res["failed"] == 0, res
     assert sequential(host, n=18)["by_host"].get(APPS[2])
+
+
+def inventory_with(tmp_path, leave_out: str = "", host_vars: dict | None = None) -> str:
+    """A copy of molecule's inventory (its group_vars and host_vars too): without the host
+    `leave_out`, with more `host_vars` ({host: {name: value}}); the copy's file."""
+    src = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    dst = tmp_path / f"inventory-{time.time_ns()}"
+    shutil.copytree(src, dst)
+    path = dst / os.path.basename(os.environ["MOLECULE_INVENTORY_FILE"])
+    inventory = yaml.safe_load(path.read_text())
+    for group in inventory.values():
+        if isinstance(group, dict) and isinstance(group.get("hosts"), dict):
+            group["hosts"].pop(leave_out, None)
+    for name, values in (host_vars or {}).items():
+        inventory["all"]["hosts"][name] = {**(inventory["all"]["hosts"][name] or {}), **values}
+    path.write_text(yaml.safe_dump(inventory))
+    return str(path)
+
+
+def test_scale_in_and_out_under_load(host, tmp_path):
+    """Scale in: app3 leaves the inventory, and site.yml takes it out of the lb (nginx reloads
+    without it; requests in flight on it finish). Scale out: back in the inventory, it joins the lb
+    only once its gate has passed: with an app that cannot load, the run fails and the lb stays
+    without it; fixed, it joins. No request fails through any of it."""
+    app3 = APPS[2]
+
+    def run(inventory: str, until_done_rc: int = 0) -> str:
+        rc, out = run_playbook("site.yml", inventory=inventory)
+        assert rc == until_done_rc, out[-4000:]
+        return out
+
+    smaller = inventory_with(tmp_path, leave_out=app3)
+    res, _ = load_during(lambda: run(smaller), CLIENT, HTTPS + "/healthz", 240, 20, until_done=True)
+    record_figure("scale_in", {"total": res["requests"], "failed": res["failed"], "by_host": res["by_host"]})
+    assert res["failed"] == 0, res
+    assert app3 not in sequential(host, n=18)["by_host"]
+
+    # Back, with an app that cannot load on it: its gate fails, the run fails, the lb never takes it.
+    broken = inventory_with(tmp_path, host_vars={app3: {"wsgi_app_callable": "hello:no_such_app"}})
+    res, out = load_during(lambda: run(broken, until_done_rc=2), CLIENT, HTTPS + "/healthz", 300, 20, until_done=True)
+    assert res["failed"] == 0, res
+    assert f"failed on {app3}" in out, out[-4000:]
+    assert app3 not in sequential(host, n=18)["by_host"]
+
+    res, _ = load_during(lambda: run(os.environ["MOLECULE_INVENTORY_FILE"]), CLIENT, HTTPS + "/healthz", 300, 20,
+                         until_done=True)
+    record_figure("scale_out", {"total": res["requests"], "failed": res["failed"], "by_host": res["by_host"]})
+    assert res["failed"] == 0, res
+    assert sequential(host, n=18)["by_host"].get(app3)
 
 
 # The example app at the site root, and the guestbook under its sub-path.
