@@ -18,7 +18,7 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, load_during,
+from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, load_during, recap,
                                 playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
@@ -268,3 +268,33 @@ def test_a_firewall_change_that_shuts_out_the_lb_is_put_back(host):
     assert gb1.check_output("sha256sum /etc/wsgideploy/firewall.nft") == ruleset
     assert knock(scenario_host(LB), APPS[0]) == 0
     assert_fleet_unchanged(before, fleet_state(), out)
+
+
+def test_uninstall_removes_the_app_and_keeps_its_data(host):
+    """Last: playbooks/uninstall.yml takes the app off its lb, then off its hosts (whichever app
+    server and process manager runs it); shared/ stays until app_remove_shared; nginx goes on
+    serving on every host; a second run changes nothing."""
+    out = playbook("playbooks/uninstall.yml", *FLEET)
+    counts = recap(out)
+    assert set(counts) == {LB, *APPS} and all(c["changed"] > 0 for c in counts.values()), counts
+    lb = scenario_host(LB)
+    assert lb.run(f"ls /etc/nginx/conf.d/guestbook-lb.conf /etc/nginx/wsgideploy/guestbook").rc != 0
+    assert lb.service("nginx").is_running and lb.run("nginx -t -q").rc == 0
+    # The lb no longer serves it (nothing of the app answers on its HTTPS port).
+    assert head_code(host, f"{HTTPS}/") in (0, 404)
+    for name in APPS:
+        app = scenario_host(name)
+        assert app.check_output("pgrep -u guestbook -c || true") == "0", name
+        assert app.check_output("ls /srv/guestbook") == "shared", name
+        assert app.check_output("ls /etc/uwsgi/guestbook /etc/gunicorn/guestbook /etc/nginx/conf.d/guestbook.conf "
+                                "/etc/systemd/system/guestbook* /etc/supervisor/conf.d/guestbook.conf "
+                                "/var/lib/wsgideploy/guestbook 2>/dev/null || true") == "", name
+        assert app.service("nginx").is_running and app.run("nginx -t -q").rc == 0, name
+    assert all(c["changed"] == 0 for c in recap(playbook("playbooks/uninstall.yml", *FLEET)).values())
+    playbook("playbooks/uninstall.yml", *FLEET, "-e", "app_remove_shared=true", "--limit", APPS[0])
+    assert scenario_host(APPS[0]).run("test -e /srv/guestbook").rc != 0
+
+
+def head_code(client, url: str) -> int:
+    """The HTTP status of a GET (0: no HTTP answer at all)."""
+    return int(client.run(f"curl -sk -o /dev/null -w '%{{http_code}}' -m 5 {url}").stdout or 0)
