@@ -8,7 +8,7 @@
 
 Sends GET requests to URL from C worker threads and prints one JSON object on stdout:
 
-    {"url", "requests", "ok", "failed", "errors": {kind: n}, "status": {code: n},
+    {"url", "requests", "ok", "failed", "errors": {kind: n}, "retried", "status": {code: n},
      "by_host": {host: n}, "by_instance": {"host/instance": n},
      "duration_s", "rate_achieved", "latency_ms": {"p50", "p95", "p99", "max"}}
 
@@ -25,7 +25,10 @@ scheduled at start + i/RPS and waits for that moment (it starts late if every wo
 
 Connections: every worker keeps one persistent HTTP/1.1 connection and opens a new one after
 any error, after a `Connection: close` from the server, or when the server closed the idle
-connection. Redirects are not followed (a 301 counts as status 301). HTTPS verifies against the
+connection. A request whose kept-alive connection the server closed as it went out (a reset or
+close before any byte of the answer: nginx closes idle connections at a reload) is sent once more
+on a new connection, as browsers and curl do for a GET; `retried` counts those. A request on a new
+connection, or one whose answer had begun, is never sent again. Redirects are not followed (a 301 counts as status 301). HTTPS verifies against the
 system CAs; --cacert FILE verifies against FILE instead; --insecure verifies nothing (self-signed
 test certificates).
 
@@ -269,6 +272,7 @@ class Stats:
         self.frozen = False
         self.ok = 0
         self.failed = 0
+        self.retried = 0
         self.errors: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
         self.by_host: Counter[str] = Counter()
@@ -302,6 +306,11 @@ class Stats:
             if instance:
                 self.by_instance[f"{host or '?'}/{instance}"] += 1
 
+    def record_retry(self) -> None:
+        with self.lock:
+            if not self.frozen:
+                self.retried += 1
+
     @property
     def finished(self) -> int:
         return self.ok + self.failed
@@ -312,6 +321,11 @@ def percentile(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(0, math.ceil(q * len(ordered) / 100) - 1)]
+
+
+# What a request sent on a kept-alive connection the server has just closed fails with, before any
+# answer (http.client's RemoteDisconnected is a ConnectionResetError).
+STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -390,24 +404,38 @@ class Worker(threading.Thread):
     def _one_request(self) -> None:
         opts = self.load.opts
         stats = self.load.stats
-        conn = self._connection()
         with self.lock:
             self.since = time.monotonic()
             self.killed = False
         began = time.perf_counter()
-        try:
-            conn.request("GET", opts.target, headers=opts.headers)
-            response = conn.getresponse()
-            while response.read(65536):
-                pass
-            # http.client itself closes the connection after `Connection: close` (or HTTP/1.0)
-            # and opens a new one on the next request.
-        except Exception as exc:
-            with self.lock:
-                killed, self.since = self.killed, None
-            self._drop_connection()
-            stats.record(ok=False, error="timeout" if killed else error_kind(exc))
-            return
+        retried = False
+        while True:
+            conn = self._connection()
+            reused = conn.sock is not None
+            response = None
+            try:
+                conn.request("GET", opts.target, headers=opts.headers)
+                response = conn.getresponse()
+                while response.read(65536):
+                    pass
+                # http.client itself closes the connection after `Connection: close` (or
+                # HTTP/1.0) and opens a new one on the next request.
+            except Exception as exc:
+                with self.lock:
+                    killed = self.killed
+                self._drop_connection()
+                # The server closed a kept-alive connection as the request went out on it (nginx
+                # closes idle ones at a reload): no byte of an answer came, and the request is a
+                # GET. Sent once more on a new connection, as browsers and curl do; counted.
+                if reused and response is None and not killed and not retried and isinstance(exc, STALE_CONNECTION):
+                    retried = True
+                    stats.record_retry()
+                    continue
+                with self.lock:
+                    self.since = None
+                stats.record(ok=False, error="timeout" if killed else error_kind(exc))
+                return
+            break
         latency = time.perf_counter() - began
         with self.lock:
             killed, self.since = self.killed, None
@@ -551,6 +579,7 @@ class Run:
             "ok": s.ok,
             "failed": s.failed,
             "errors": dict(sorted(s.errors.items())),
+            "retried": s.retried,
             "status": {str(code): n for code, n in sorted(s.status.items())},
             "by_host": dict(sorted(s.by_host.items())),
             "by_instance": dict(sorted(s.by_instance.items())),

@@ -204,7 +204,7 @@ def test_summary_has_every_field_and_sane_latencies(serve):
     server = serve()
     result, _ = load(server.url(), "--requests", 20, "--concurrency", 4)
     assert list(result) == [
-        "url", "requests", "ok", "failed", "errors", "status", "by_host", "by_instance",
+        "url", "requests", "ok", "failed", "errors", "retried", "status", "by_host", "by_instance",
         "duration_s", "rate_achieved", "latency_ms",
     ]  # fmt: skip
     assert result["requests"] == result["ok"] == 20
@@ -395,39 +395,92 @@ def test_run_ends_even_when_a_worker_is_stuck(serve, monkeypatch):
     assert 0.5 + 0.3 <= elapsed < 0.5 + 0.3 + 1
 
 
-def test_malformed_response_is_counted_not_fatal():
-    """A server speaking garbage: each request fails with the parser's error, the run carries on."""
+def socket_server(handle: Callable[[socket.socket], None]) -> tuple[int, Callable[[], None]]:
+    """A plain TCP server on 127.0.0.1 that gives each connection to `handle` in a thread of its
+    own; (its port, a function that stops it)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     stop = threading.Event()
 
-    def garbage() -> None:
+    def one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            try:
+                handle(conn)
+            except OSError:
+                pass
+
+    def accept() -> None:
         listener.settimeout(0.05)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            with conn:
-                try:
-                    conn.settimeout(1)
-                    conn.recv(4096)
-                    conn.sendall(b"NOT-HTTP at all\r\n\r\n")
-                except OSError:
-                    pass
+            threading.Thread(target=one, args=(conn,), daemon=True).start()
 
-    thread = threading.Thread(target=garbage, daemon=True)
+    thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    try:
-        result, elapsed = load(f"http://127.0.0.1:{listener.getsockname()[1]}/", "--requests", 3, "--timeout", 1)
-    finally:
+
+    def close() -> None:
         stop.set()
         thread.join(2)
         listener.close()
+
+    return listener.getsockname()[1], close
+
+
+def test_malformed_response_is_counted_not_fatal():
+    """A server speaking garbage: each request fails with the parser's error, the run carries on."""
+    def garbage(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(b"NOT-HTTP at all\r\n\r\n")
+
+    port, close = socket_server(garbage)
+    try:
+        result, elapsed = load(f"http://127.0.0.1:{port}/", "--requests", 3, "--timeout", 1)
+    finally:
+        close()
     assert (result["requests"], result["failed"]) == (3, 3)
     assert result["errors"] == {"BadStatusLine": 3}
     assert elapsed < 3
+
+
+def closing_server(answers_per_connection: int) -> tuple[int, Callable[[], None]]:
+    """A server that answers the first `answers_per_connection` requests of each connection (200,
+    kept alive), then reads the next one and closes the connection without a word: the race of a
+    server closing an idle kept-alive connection as the client sends on it."""
+    def answer_then_close(conn: socket.socket) -> None:
+        for _ in range(answers_per_connection):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        conn.recv(65536)
+
+    return socket_server(answer_then_close)
+
+
+def test_a_request_on_a_kept_alive_connection_the_server_closed_is_sent_again_once():
+    """The server closes each connection as the second request goes out on it: that request goes
+    again on a new connection (as browsers and curl do) and succeeds; the retries are counted."""
+    port, close = closing_server(answers_per_connection=1)
+    try:
+        result, _ = load(f"http://127.0.0.1:{port}/", "--requests", 4, "--timeout", 2)
+    finally:
+        close()
+    assert (result["requests"], result["ok"], result["failed"], result["retried"]) == (4, 4, 0, 3), result
+
+
+def test_a_request_on_a_new_connection_is_never_sent_again():
+    """A server that closes every connection without answering: each request fails once, on its new
+    connection, and is not retried."""
+    port, close = closing_server(answers_per_connection=0)
+    try:
+        result, _ = load(f"http://127.0.0.1:{port}/", "--requests", 3, "--timeout", 2)
+    finally:
+        close()
+    assert (result["requests"], result["failed"], result["retried"]) == (3, 3, 0), result
+    assert result["errors"] == {"RemoteDisconnected": 3}, result
 
 
 def test_worker_exception_does_not_kill_the_run(serve, monkeypatch):

@@ -69,11 +69,22 @@ def assert_check_diff_clean(*args: str, hosts: set[str] | None = None) -> str:
     return out
 
 
-def loadgen(client, url: str, *args: str) -> dict:
+class LoadSummary(dict):
+    """The load generator's summary. Its repr puts what a failed assertion needs first (pytest
+    cuts an assertion message's repr short): the failures, their kinds, the retries, the statuses."""
+
+    FIRST = ("failed", "errors", "retried", "status", "requests", "duration_s", "url")
+
+    def __repr__(self) -> str:
+        keys = [k for k in self.FIRST if k in self] + [k for k in self if k not in self.FIRST]
+        return "{" + ", ".join(f"{k!r}: {self[k]!r}" for k in keys) + "}"
+
+
+def loadgen(client, url: str, *args: str) -> LoadSummary:
     """Run the load generator on the client host; its JSON summary."""
     out = client.run("loadgen " + " ".join([url, *args]))
     assert out.rc in (0, 1), out.stderr
-    return json.loads(out.stdout)
+    return LoadSummary(json.loads(out.stdout))
 
 
 def figures_path() -> str:
@@ -130,7 +141,7 @@ def load_during(action, client: str, url: str, seconds: int, rate: int, until_do
     """Constant load from the client host (seconds x rate requests over 4 connections, bounded)
     while action() runs in this thread; (load summary, action's result). until_done: the load
     stops 2 s after the action returns (`seconds` is then only its upper bound)."""
-    summary: dict = {}
+    summary = LoadSummary()
     stop_file = f"/tmp/wsgideploy-load-stop-{uuid.uuid4().hex}"
 
     def load():
