@@ -11,6 +11,7 @@ the example app's tests (its own xdist worker); neither touches the other's flee
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ import shutil
 import time
 
 import pytest
+import yaml
 from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, load_during, recap,
                                 playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
@@ -270,10 +272,138 @@ def test_a_firewall_change_that_shuts_out_the_lb_is_put_back(host):
     assert_fleet_unchanged(before, fleet_state(), out)
 
 
+# A second app on this fleet's hosts and lb: the example app (hello), from an inventory of its own.
+HELLO = "hello-on-gb.test"  # its host name at the lb (the client resolves it to the lb)
+HELLO_URL = f"https://{HELLO}/healthz"
+
+
+def hello_inventory(tmp_path) -> str:
+    """This fleet's inventory for its second app: the same hosts (and their own variables: gb1's
+    firewall, gb2's Gunicorn under supervisord), hello's definition in place of the guestbook's;
+    at the lb a host name of its own, and not the default server (the guestbook keeps that)."""
+    src = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    dst = tmp_path / "hello-inventory"
+    shutil.copytree(src, dst)
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    definition = {
+        "wsgi_app_name": "hello",
+        "wsgi_app_src": f"{project}/app",
+        "wsgi_app_callable": "hello:create_app()",
+        "wsgi_app_instances": 2,
+        "wsgi_app_health_path": "/healthz",
+        "wsgi_app_proxy_hops": 2,
+        "app_shared_links": [{"path": "instance"}],
+        "app_hooks_after_install": [
+            {"name": "Create the visit counter database", "command": "flask --app 'hello:create_app()' init-db"}],
+        "app_settings": {"GREETING": "Hello beside the guestbook", "PROXY_FIX_X_FOR": 2, "PROXY_FIX_X_PROTO": 2},
+    }
+    (dst / "group_vars" / "guestbook").write_text(yaml.safe_dump(definition))
+    (dst / "group_vars" / "gb_lb").write_text(yaml.safe_dump(
+        {"lb_backend_group": "gb_app", "lb_method": "least_conn", "lb_server_names": [HELLO],
+         "lb_default_server": False}))
+    return str(dst / os.path.basename(os.environ["MOLECULE_INVENTORY_FILE"]))
+
+
+def app_state(name: str, app: str) -> str:
+    """What a change of the other app must leave as it is on an app host: this app's release, its
+    processes (PIDs: not even reloaded), its config, units and nginx files."""
+    return scenario_host(name).check_output(
+        f"readlink /srv/{app}/current; pgrep -u {app} | sort; cd / && sha256sum /etc/uwsgi/{app}/*.ini"
+        f" /etc/gunicorn/{app}/*.py /etc/systemd/system/{app}*.service /etc/supervisor/conf.d/{app}.conf"
+        f" /etc/nginx/conf.d/{app}.conf /etc/nginx/wsgideploy-servers/*/{app}.conf 2>/dev/null; true")
+
+
+def lb_app_state(app: str) -> str:
+    return scenario_host(LB).check_output(
+        f"cd / && sha256sum /etc/nginx/conf.d/{app}-lb.conf /etc/nginx/wsgideploy/{app}/*/*.conf"
+        f" /etc/ansible/facts.d/wsgideploy_lb_{app}.fact 2>/dev/null; true")
+
+
+def both_under_load(action) -> tuple[dict, dict, object]:
+    """The guestbook's front page and hello's health page, each under constant load through the
+    lb, while action() runs: (guestbook's load, hello's load, action's result)."""
+    def with_hello():
+        return load_during(action, "wsgideploy-cluster-client", HELLO_URL, 600, 10, until_done=True)
+    gb, (hello, result) = under_load(with_hello)
+    return gb, hello, result
+
+
+def test_a_second_app_on_the_same_hosts_and_lb(host, tmp_path):
+    """hello joins the guestbook's hosts and lb: its own user, releases, instances, sockets and
+    units; at the app hosts the root of the server the guestbook is mounted in (/guestbook), at
+    the lb a host name of its own. Its first deploy, a new release rolled under load and a rollback
+    leave the guestbook's processes, release and files as they were, and the guestbook's deploy
+    leaves hello's; no request of either fails."""
+    inventory = hello_inventory(tmp_path)
+    lb_address = scenario_host(LB).check_output("hostname -I").split()[0]
+    # /etc/hosts is Docker's bind mount (no sed -i): the line is appended once.
+    host.run_test(f"grep -qx '{lb_address} {HELLO}' /etc/hosts || echo '{lb_address} {HELLO}' >> /etc/hosts")
+    figures = {}
+
+    def untouched(app: str, action):
+        before = {name: app_state(name, app) for name in APPS} | {LB: lb_app_state(app)}
+        gb, hello, out = both_under_load(action)
+        after = {name: app_state(name, app) for name in APPS} | {LB: lb_app_state(app)}
+        assert after == before, (app, before, after, str(out)[-3000:])
+        assert gb["failed"] == 0 and hello["failed"] == 0, (gb, hello)
+        return gb, hello
+
+    def hello_release() -> set[str]:
+        return {os.path.basename(scenario_host(n).check_output("readlink /srv/hello/current")) for n in APPS}
+
+    # First deploy: the guestbook is read under load meanwhile (hello's load starts with it).
+    before = {name: app_state(name, "guestbook") for name in APPS} | {LB: lb_app_state("guestbook")}
+    gb, _ = under_load(lambda: playbook("site.yml", *FLEET, inventory=inventory))
+    assert gb["failed"] == 0, gb
+    assert {name: app_state(name, "guestbook") for name in APPS} | {LB: lb_app_state("guestbook")} == before
+    figures["first_deploy_guestbook"] = {"total": gb["requests"], "failed": gb["failed"]}
+    for name in APPS:
+        server, manager = RUNS_UNDER[name]
+        assert_serves_under(scenario_host(name), "hello", 2, server, manager)
+        assert_serves_under(scenario_host(name), "guestbook", 2, server, manager)
+    # One server block at the app hosts, two apps in it; two sites at the lb.
+    gb1 = scenario_host(APPS[0])
+    assert gb1.check_output("ls /etc/nginx/wsgideploy-servers/default") == "guestbook.conf\nhello.conf"
+    assert gb1.run("grep -l default_server /etc/nginx/conf.d/*.conf").stdout.split() == [
+        "/etc/nginx/conf.d/wsgideploy-server-default.conf"]
+    status, _, body = head(host, HELLO_URL)
+    assert status == 200 and '"status":"ok"' in body.replace(" ", ""), body
+    status, _, page = head(host, HTTPS + "/")
+    assert status == 200 and "Guestbook" in page, page[:500]
+
+    # A new release of hello, rolled under load on both apps: the guestbook is not touched.
+    first = hello_release()
+    v2 = tmp_path / "hello-v2"
+    shutil.copytree(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "app"), v2,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "instance", "tests"))
+    (v2 / "hello" / "VERSION-NOTE").write_text("v2\n")
+    gb, hello = untouched("guestbook", lambda: playbook("playbooks/deploy.yml", *FLEET, "-e", f"wsgi_app_src={v2}",
+                                                        inventory=inventory))
+    figures["hello_deploy"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+                               "hello_total": hello["requests"], "hello_failed": hello["failed"]}
+    second = hello_release()
+    assert len(second) == 1 and second != first, (first, second)
+
+    gb, hello = untouched("guestbook", lambda: playbook("playbooks/rollback.yml", *FLEET, inventory=inventory))
+    figures["hello_rollback"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+                                 "hello_total": hello["requests"], "hello_failed": hello["failed"]}
+    assert hello_release() == first
+
+    # The other way round: a settings change of the guestbook rolls through its hosts (its instances
+    # reload) and hello is not touched.
+    settings = {"app_settings": {"SECRET_KEY": "guestbook-molecule-secret-key-not-for-production",
+                                 "GUESTBOOK_NOTE": "beside hello"}}
+    gb, hello = untouched("hello", lambda: playbook("site.yml", *FLEET, "-e", json.dumps(settings)))
+    figures["guestbook_settings"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+                                     "hello_total": hello["requests"], "hello_failed": hello["failed"]}
+    assert "beside hello" in scenario_host(APPS[0]).check_output("cat /srv/guestbook/shared/instance/config.py")
+    record_figure("two_apps", figures)
+
+
 def test_uninstall_removes_the_app_and_keeps_its_data(host):
     """Last: playbooks/uninstall.yml takes the app off its lb, then off its hosts (whichever app
     server and process manager runs it); shared/ stays until app_remove_shared; nginx goes on
-    serving on every host; a second run changes nothing."""
+    serving on every host, and the other app on them (hello) too; a second run changes nothing."""
     out = playbook("playbooks/uninstall.yml", *FLEET)
     counts = recap(out)
     assert set(counts) == {LB, *APPS} and all(c["changed"] > 0 for c in counts.values()), counts
@@ -290,6 +420,11 @@ def test_uninstall_removes_the_app_and_keeps_its_data(host):
                                 "/etc/systemd/system/guestbook* /etc/supervisor/conf.d/guestbook.conf "
                                 "/var/lib/wsgideploy/guestbook 2>/dev/null || true") == "", name
         assert app.service("nginx").is_running and app.run("nginx -t -q").rc == 0, name
+        # hello (test_a_second_app_on_the_same_hosts_and_lb) stays, alone in the server block.
+        assert app.check_output("ls /etc/nginx/wsgideploy-servers/default") == "hello.conf", name
+        assert app.check_output("pgrep -u hello -c || true") != "0", name
+    status, _, body = head(host, HELLO_URL)
+    assert status == 200 and '"status":"ok"' in body.replace(" ", ""), body
     assert all(c["changed"] == 0 for c in recap(playbook("playbooks/uninstall.yml", *FLEET)).values())
     playbook("playbooks/uninstall.yml", *FLEET, "-e", "app_remove_shared=true", "--limit", APPS[0])
     assert scenario_host(APPS[0]).run("test -e /srv/guestbook").rc != 0
