@@ -62,8 +62,8 @@ for scenario in "$@"; do
   [[ $rc != 0 && -f $log ]] || continue
   echo "== what failed in $scenario"
   # pytest's short summary (FAILED/ERROR lines) or, when no test ran, the playbook's last fatal lines
-  if grep -qE '^(FAILED|ERROR) ' "$log"; then
-    grep -E '^(FAILED|ERROR) ' "$log" | cut -c1-400 | head -n 20
+  if grep -qE '^(FAILED|ERROR) [^ ]+::' "$log"; then
+    grep -E '^(FAILED|ERROR) [^ ]+::' "$log" | cut -c1-400 | head -n 20
   else
     grep -E 'fatal: |FAILED! =>|ERROR!' "$log" | tail -n 5 | cut -c1-400
   fi
