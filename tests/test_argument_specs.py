@@ -34,7 +34,8 @@ APP_DEFINITION = "The app definition, for the whole play"
 
 
 # Before it, the play takes site.yml's check if that ran (tests/ run app.yml alone: it did not).
-SITE_CHECK = ("Take site.yml's check, once", "End here for a host that check found as the last successful run left it",
+SITE_CHECK = ("Take site.yml's check, once", "End here when the run applies none of the app hosts' concerns",
+              "End here for a host that check found as the last successful run left it",
               "End here for an lb that check found current, when no app host has switched since")
 
 
