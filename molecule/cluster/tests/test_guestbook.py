@@ -20,8 +20,8 @@ import time
 
 import pytest
 import yaml
-from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, load_during, recap,
-                                playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, converge, load_during,
+                                recap, playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -164,6 +164,34 @@ def test_a_session_flow_through_the_lb(host):
 def test_check_diff_is_clean_on_this_fleet(host):
     # The scenario's converge, limited to this fleet (test_cluster.py checks the other one's).
     assert_check_diff_clean("--limit", "gb_lb:gb_app", hosts={LB, *APPS})
+
+
+def test_a_run_tagged_lb_changes_the_lb_alone(host):
+    """--tags lb, with changes pending for the app hosts too (uWSGI's and Gunicorn's timeouts): the
+    lb takes its change, the app hosts' files and processes stay as they were. A whole run puts
+    the lb back."""
+    def hsts() -> str:
+        return head(host, HTTPS + "/")[1].get("strict-transport-security", "")
+
+    def servers() -> dict[str, str]:
+        return {name: scenario_host(name).check_output("pgrep -u guestbook | sort") for name in APPS}
+
+    before, pids = fleet_state(), servers()
+    assert "max-age=31536000" in hsts()
+    changes = json.dumps({"lb_hsts_max_age": 600, "uwsgi_harakiri": 31, "gunicorn_timeout": 31})
+    try:
+        out = converge("--limit", "gb_lb:gb_app", "--tags", "lb", "-e", changes)
+        assert "max-age=600" in hsts(), out[-3000:]
+        after = fleet_state()
+        assert after[LB] != before[LB], out[-3000:]
+        assert {name: after[name] for name in APPS} == {name: before[name] for name in APPS}, out[-3000:]
+        assert servers() == pids, out[-3000:]
+        counts = recap(out)
+        assert all(counts[name]["changed"] == 0 for name in APPS) and counts[LB]["changed"] > 0, counts
+    finally:
+        back = converge("--limit", "gb_lb:gb_app")
+    assert "max-age=31536000" in hsts(), back[-3000:]
+    assert fleet_state() == before, back[-3000:]
 
 
 @pytest.fixture(scope="module")

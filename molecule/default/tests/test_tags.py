@@ -1,0 +1,107 @@
+"""`--tags` per concern (install, config, release; lb in the cluster scenario): a run applies its
+concern alone, still through the gated switch, and a whole run afterwards brings the rest.
+
+These run ansible-playbook with molecule's own inventory and environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from wsgideploy_testlib import converge, recap, run_playbook, scenario_host
+
+APP = "hello"
+INI = f"/etc/uwsgi/{APP}/{APP}-0.ini"
+GATE = "Health gate - every instance answers on the new state"
+GREETING = "Settings from a run tagged config"
+# A package from Debian main that neither the image nor the roles install.
+PACKAGE = "tree"
+
+
+@pytest.fixture(scope="module")
+def molecule_env():
+    if "MOLECULE_INVENTORY_FILE" not in os.environ:
+        pytest.skip("needs molecule's environment")
+
+
+def served_release(host) -> str:
+    return host.check_output(
+        "curl -sS -m 10 http://127.0.0.1/healthz | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"release\"])'"
+    )
+
+
+def state(host) -> dict[str, str]:
+    """What each concern changes, seen from outside: the release served, the page's greeting (settings), the
+    ini (the app server's config) and a package (install)."""
+    return {
+        "release": served_release(host),
+        "current": host.check_output(f"readlink /srv/{APP}/current"),
+        "greeting": str(GREETING in host.check_output("curl -sS -m 10 http://127.0.0.1/")),
+        "ini": host.check_output(f"sha256sum {INI}").split()[0],
+        "harakiri": host.check_output(f"grep -E '^harakiri' {INI}"),
+        "package": str(host.run(f"dpkg -s {PACKAGE} >/dev/null 2>&1").rc == 0),
+    }
+
+
+def test_each_tag_applies_its_concern_alone_through_the_gate(host, molecule_env, tmp_path):
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    src = tmp_path / "app"
+    shutil.copytree(os.path.join(project, "app"), src, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / "hello" / "static" / "style.css", "a") as fh:
+        fh.write("\n/* a release of test_tags */\n")
+    # One set of changes to every concern; each run below applies its own part of it.
+    changes = (
+        "-e", f"wsgi_app_src={src}",
+        "-e", json.dumps({"app_settings": {"GREETING": GREETING, "PROXY_FIX_X_FOR": 1, "PROXY_FIX_X_PROTO": 1},
+                          "uwsgi_harakiri": 31, "base_extra_packages": [PACKAGE]}),
+    )
+    host.run(f"apt-get purge -y -q {PACKAGE}")
+    before = state(host)
+    assert before["package"] == "False" and before["greeting"] == "False", before
+    try:
+        # release: the new release is served (gated); settings, ini and packages stay.
+        out = converge("--tags", "release", *changes)
+        after_release = state(host)
+        assert after_release["release"] != before["release"], out[-3000:]
+        assert after_release["current"].endswith(after_release["release"])
+        assert {k: after_release[k] for k in ("greeting", "ini", "package")} == {k: before[k] for k in ("greeting", "ini", "package")}, out[-3000:]
+        assert GATE in out, out[-3000:]
+
+        # config: settings and the ini change (gated, a graceful reload); the release stays the
+        # one just deployed although the source given is the project's app again.
+        out = converge("--tags", "config", "-e", changes[3])
+        after_config = state(host)
+        assert after_config["greeting"] == "True", out[-3000:]
+        assert "31" in after_config["harakiri"] and after_config["ini"] != before["ini"], out[-3000:]
+        assert after_config["release"] == after_release["release"], out[-3000:]
+        assert after_config["package"] == "False", out[-3000:]
+        assert GATE in out, out[-3000:]
+
+        # install: the package, nothing the running app sees (no switch, no gate).
+        out = converge("--tags", "install", *changes)
+        after_install = state(host)
+        assert after_install["package"] == "True", out[-3000:]
+        assert {k: after_install[k] for k in ("release", "greeting", "ini")} == {k: after_config[k] for k in ("release", "greeting", "ini")}
+        assert GATE not in out, out[-3000:]
+    finally:
+        host.run(f"apt-get purge -y -q {PACKAGE}")
+        # A whole run puts every concern back; the partial runs wrote no stamp that could vouch
+        # for what they left out.
+        back = converge()
+    final = state(host)
+    assert final == before, back[-3000:]
+    again = converge()
+    assert all(counts["changed"] == 0 for counts in recap(again).values()), again[-3000:]
+
+
+def test_a_tagged_run_is_refused_on_a_host_with_no_release_yet(molecule_env):
+    bare = scenario_host("wsgideploy-default-bare")
+    probe = "find /srv /etc/nginx /etc/uwsgi /usr/local/lib/wsgideploy -maxdepth 2 2>/dev/null | sort; dpkg -l | wc -l; true"
+    before = bare.check_output(probe)
+    rc, out = run_playbook("site.yml", "--tags", "release", "-e", "wsgideploy_app_group=bare")
+    assert rc != 0, out[-3000:]
+    assert "wsgideploy-default-bare has no release yet" in out and "--tags release" in out, out[-3000:]
+    assert bare.check_output(probe) == before
