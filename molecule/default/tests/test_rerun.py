@@ -103,27 +103,6 @@ def test_what_the_stamp_cannot_vouch_for_takes_the_whole_run(host, molecule_env,
     assert all(counts["changed"] == 0 for counts in recap(again).values()), again[-3000:]
 
 
-def test_packages_install_where_apt_lists_were_emptied_lately(host, molecule_env):
-    """A host from an image cleaned at build time: python3-apt in it, apt's package lists emptied
-    less than an hour ago. The apt module judges the lists' age by their directory's mtime, so with
-    cache_valid_time alone it would skip the update and find no package at all."""
-    package = "tree"  # small, in Debian main, not in the image
-    host.run_test(f"! dpkg -s {package} >/dev/null 2>&1")
-    host.run_test("rm -rf /var/lib/apt/lists/*_* /var/lib/apt/periodic/update-success-stamp /var/cache/apt/*.bin"
-                  " && touch /var/lib/apt/lists")
-    try:
-        out = converge("-e", json.dumps({"base_extra_packages": [package]}))
-        assert host.run(f"dpkg -s {package}").rc == 0, out[-3000:]
-    finally:
-        host.run(f"apt-get purge -y -q {package}")
-        converge()
-
-
-# Tasks of the roles a deploy skips when the stamp vouches for all but the release.
-SKIPPED_BY_A_DEPLOY = ("TASK [base : ", "TASK [uwsgi : ", "TASK [app_proxy : ", "TASK [nginx : ",
-                       "TASK [rollout : Install the instance health checker")
-
-
 def _release(host) -> str:
     return host.check_output("readlink /srv/hello/current").rsplit("/", 1)[-1]
 

@@ -80,7 +80,12 @@ def test_each_tag_applies_its_concern_alone_through_the_gate(host, molecule_env,
         assert after_config["package"] == "False", out[-3000:]
         assert GATE in out, out[-3000:]
 
-        # install: the package, nothing the running app sees (no switch, no gate).
+        # install: the package, nothing the running app sees (no switch, no gate). The host is
+        # made like one from an image cleaned at build time: python3-apt in it, apt's package lists
+        # emptied less than an hour ago. The apt module judges the lists' age by their directory's
+        # mtime, so with cache_valid_time alone it would skip the update and find no package.
+        host.run_test("rm -rf /var/lib/apt/lists/*_* /var/lib/apt/periodic/update-success-stamp /var/cache/apt/*.bin"
+                      " && touch /var/lib/apt/lists")
         out = converge("--tags", "install", *changes)
         after_install = state(host)
         assert after_install["package"] == "True", out[-3000:]
