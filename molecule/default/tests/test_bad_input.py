@@ -43,8 +43,9 @@ done
 ALLOWED_TASK = re.compile(
     r"^TASK \[(Gathering Facts|Validate the input of every role before any change|Check .*|The app definition, for the whole play"
     r"|wsgi_app : .*|Refuse a process manager the host does not run"
-    # app.yml run alone (deploy.yml): site.yml's check did not run, these two find nothing to take.
-    r"|Take site.yml's check, once|End here for a host that check found as the last successful run left it"
+    # app.yml run alone (deploy.yml): site.yml's check did not run, these find nothing to take or end.
+    r"|Take site.yml's check, once|End here when the run applies none of the app hosts' concerns"
+    r"|End here for a host that check found as the last successful run left it"
     r"|upstart_service : (Validating arguments .*|Look for upstart's control tool|Ask which init daemon answers"
     r"|Refuse a host without upstart))\]"
 )
