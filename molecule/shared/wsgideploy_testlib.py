@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -19,6 +20,17 @@ def scenario_host(name: str, sudo: bool = True):
     """A testinfra host of the running scenario, by inventory name; its commands run as root
     (through sudo when the scenario logs in as a deploy user)."""
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"], sudo=sudo)
+
+
+def app_copy(tmp_path, marker: str):
+    """A copy of the project's example app whose stylesheet ends with a comment naming `marker`:
+    the same app, another release."""
+    src = tmp_path / "app"
+    shutil.copytree(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "app"), src,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / "hello" / "static" / "style.css", "a") as fh:
+        fh.write(f"\n/* a release of {marker} */\n")
+    return src
 
 
 def run_playbook(path: str, *args: str, timeout: int = 900, inventory: str | None = None) -> tuple[int, str]:

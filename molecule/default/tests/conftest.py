@@ -1,11 +1,21 @@
-"""Make the shared molecule test helpers importable; print the measured figures at the end."""
+"""Make the shared molecule test helpers importable; the molecule_env fixture; print the measured
+figures at the end."""
 
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
 from wsgideploy_testlib import figures_summary  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def molecule_env():
+    """Tests that run ansible-playbook with molecule's own inventory and environment."""
+    if "MOLECULE_INVENTORY_FILE" not in os.environ:
+        pytest.skip("needs molecule's environment")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import re
 
 import pytest
@@ -107,12 +106,6 @@ CASES = [
     ("deploy-serial-150pct", "playbooks/deploy.yml", {"deploy_serial": "150%"}, ["deploy_serial", "150%"]),
     ("deploy-keep-releases-0", "playbooks/deploy.yml", {"app_keep_releases": 0}, ["app_keep_releases", "got 0"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def molecule_env():
-    if "MOLECULE_INVENTORY_FILE" not in os.environ:
-        pytest.skip("needs molecule's environment")
 
 
 def snapshot(host) -> str:

@@ -7,22 +7,14 @@ the logs playbook showing a request just made, and who can reach nginx's and uWS
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
 
-import pytest
 from wsgideploy_testlib import playbook, recap
 
 APP = "hello"
 STATUS = "http://127.0.0.1:8099/nginx_status"
-
-
-@pytest.fixture(scope="module")
-def molecule_env():
-    if "MOLECULE_INVENTORY_FILE" not in os.environ:
-        pytest.skip("needs molecule's environment")
 
 
 def request_marked(host) -> str:

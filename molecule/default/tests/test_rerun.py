@@ -6,11 +6,9 @@ These run ansible-playbook with molecule's own inventory and environment.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
-from wsgideploy_testlib import assert_check_diff_clean, converge, playbook, recap
+from wsgideploy_testlib import app_copy, assert_check_diff_clean, converge, playbook, recap
 
 APP = "hello"
 SECRET = f"/srv/{APP}/shared/secret_key"
@@ -18,12 +16,6 @@ SECRET = f"/srv/{APP}/shared/secret_key"
 
 def secret_digest(host) -> str:
     return host.check_output(f"sha256sum {SECRET}").split()[0]
-
-
-@pytest.fixture(scope="module")
-def molecule_env():
-    if "MOLECULE_INVENTORY_FILE" not in os.environ:
-        pytest.skip("needs molecule's environment")
 
 
 def test_check_diff_reports_no_changes(host, molecule_env):
@@ -113,11 +105,7 @@ def _release(host) -> str:
 
 
 def test_a_new_release_redoes_only_the_release_unless_something_else_drifted(host, molecule_env, tmp_path):
-    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    src = tmp_path / "app"
-    shutil.copytree(os.path.join(project, "app"), src, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(src / "hello" / "static" / "style.css", "a") as fh:
-        fh.write("\n/* a release of test_rerun */\n")
+    src = app_copy(tmp_path, "test_rerun")
     ini = f"/etc/uwsgi/{APP}/{APP}-0.ini"
     before = _release(host)
     # A new release onto a host whose config was edited by hand: the stamp vouches for nothing,

@@ -7,11 +7,8 @@ These run ansible-playbook with molecule's own inventory and environment.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
-import pytest
-from wsgideploy_testlib import converge, recap, run_playbook, scenario_host
+from wsgideploy_testlib import app_copy, converge, recap, run_playbook, scenario_host
 
 APP = "hello"
 INI = f"/etc/uwsgi/{APP}/{APP}-0.ini"
@@ -19,12 +16,6 @@ GATE = "Health gate - every instance answers on the new state"
 GREETING = "Settings from a run tagged config"
 # A package from Debian main that neither the image nor the roles install.
 PACKAGE = "tree"
-
-
-@pytest.fixture(scope="module")
-def molecule_env():
-    if "MOLECULE_INVENTORY_FILE" not in os.environ:
-        pytest.skip("needs molecule's environment")
 
 
 def served_release(host) -> str:
@@ -47,11 +38,7 @@ def state(host) -> dict[str, str]:
 
 
 def test_each_tag_applies_its_concern_alone_through_the_gate(host, molecule_env, tmp_path):
-    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    src = tmp_path / "app"
-    shutil.copytree(os.path.join(project, "app"), src, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(src / "hello" / "static" / "style.css", "a") as fh:
-        fh.write("\n/* a release of test_tags */\n")
+    src = app_copy(tmp_path, "test_tags")
     # One set of changes to every concern; each run below applies its own part of it.
     changes = (
         "-e", f"wsgi_app_src={src}",
