@@ -24,8 +24,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NO_MODULES = {"ansible_python_interpreter": "/bin/false"}
 
 
+# Lines a test asks to show at the end of the run (the `terminal_summary` fixture), shown with -q too.
+SUMMARY = pytest.StashKey[list]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ansible: starts ansible or ansible-playbook (a few seconds each)")
+    config.stash[SUMMARY] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    for line in config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def terminal_summary(pytestconfig: pytest.Config) -> list[str]:
+    """A list whose lines are shown at the end of the test run."""
+    return pytestconfig.stash[SUMMARY]
 
 
 @pytest.fixture(scope="session")
