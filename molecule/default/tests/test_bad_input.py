@@ -181,3 +181,22 @@ def test_bad_input_fails_before_any_change(outcomes, name, words):
     assert ran and all(ALLOWED_TASK.match(line) for line in ran), "\n".join(ran)
     assert after == before, f"the host changed:\n--- before\n{before}\n--- after\n{after}"
     assert re.search(r"changed=0\s", out), out[-2000:]
+
+
+def test_a_port_another_process_listens_on_is_refused_before_any_change(host, molecule_env):
+    """The instances' TCP ports are checked on the host too (playbooks/tasks/validate-host.yml): a
+    port that something other than the app's own instances listens on (here a web server run as
+    nobody, as another app or service would) is refused, naming the variable; the host is unchanged."""
+    port = 9107
+    host.run_test(f"setsid -f runuser -u nobody -- python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1")
+    try:
+        host.run_test(f"for i in $(seq 50); do ss -Hltn | grep -q ':{port} ' && exit 0; sleep 0.1; done; exit 1")
+        before = snapshot(host)
+        rc, out = run_playbook("site.yml", "-e", json.dumps({"wsgi_app_listen": "tcp", "wsgi_app_base_port": port - 1}),
+                               timeout=300)
+        message = failure_text(out)
+        assert rc != 0, out[-4000:]
+        assert "wsgi_app_base_port" in message and f"port {port}" in message and "something else" in message, message
+        assert snapshot(host) == before
+    finally:
+        host.run(f"pkill -u nobody -f 'http.server {port}'")
