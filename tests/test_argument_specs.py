@@ -246,9 +246,11 @@ def test_good_input_gets_past_validation(play):
     ok_items = [m["item"] for line in validation_lines if (m := OK_ITEM_RE.match(line))]
     assert ok_items == VALIDATED_ROLES, run
 
-    # The play went on to the roles (today: wsgi_app's checks, then base installs packages) ...
+    # The play went on past the controller-side checks to the host's (playbooks/tasks/validate-host.yml:
+    # getent reads the accounts, a module) ...
     assert len(run.tasks) > 1, run
-    assert any(task.startswith("wsgi_app : ") for task in run.tasks[1:]), run
+    assert "Check that every value stays where it belongs (paths, accounts, names, characters, ports)" in run.tasks, run
+    assert run.tasks[-1] == "Check the app's accounts on the host (read only)", run
 
     # ... and stopped at the first module task, whose module did not run (the fence held).
     failures = run.failures()

@@ -75,6 +75,30 @@ CASES = [
     ("chain-without-lazy-apps", "site.yml", {"uwsgi_reload_mode": "chain", "uwsgi_lazy_apps": False},
      ["uwsgi_lazy_apps", "chain"]),
     ("socket-group-is-app-group", "site.yml", {"wsgi_app_socket_group": APP}, ["wsgi_app_socket_group"]),
+    # Values that escape where they belong (plugins/filter/contain.py, playbooks/tasks/validate-host.yml)
+    ("static-path-escape", "site.yml", {"wsgi_app_static_path": "../../../../etc"},
+     ["wsgi_app_static_path", "../../../../etc"]),
+    ("shared-link-escape", "site.yml", {"app_shared_links": [{"path": "../../etc"}]}, ["app_shared_links[0].path", ".."]),
+    ("shared-dir-absolute", "site.yml", {"app_shared_dirs": ["/etc/cron.d"]}, ["app_shared_dirs[0]", "absolute"]),
+    ("app-user-root", "site.yml", {"wsgi_app_user": "root"}, ["wsgi_app_user", "root"]),
+    ("app-group-system", "site.yml", {"wsgi_app_group": "www-data"}, ["wsgi_app_group", "www-data"]),
+    ("app-user-of-another-app", "site.yml", {"wsgi_app_user": APP, "wsgi_app_root": "/srv/other"},
+     ["wsgi_app_user", "did not make for this app"]),
+    ("hook-user-root", "site.yml", {"app_hooks_before_switch": [{"name": "x", "command": "true", "user": "root"}]},
+     ["app_hooks_before_switch[0].user", "become_root"]),
+    ("environment-newline", "site.yml",
+     {"wsgi_app_environment": {"X": f"a\nExecStartPre=/usr/bin/touch /srv/{APP}/shared/data/pwned\nEnvironment=Y=z"}},
+     ["wsgi_app_environment[X]", "control character"]),
+    ("environment-bad-name", "site.yml", {"wsgi_app_environment": {"BAD NAME": "x"}}, ["wsgi_app_environment", "BAD NAME"]),
+    ("lb-server-name-injection", "site.yml", {"lb_server_names": ["127.0.0.1; return 200 injected"]},
+     ["lb_server_names[0]", "return 200 injected"]),
+    ("lb-server-name-space", "site.yml", {"lb_server_names": ["bad name"]}, ["lb_server_names[0]", "bad name"]),
+    ("base-port-of-nginx", "site.yml", {"wsgi_app_listen": "tcp", "wsgi_app_base_port": 80},
+     ["wsgi_app_base_port", "80"]),
+    ("base-port-of-nginx-status", "site.yml", {"wsgi_app_listen": "tcp", "wsgi_app_base_port": 8098},
+     ["wsgi_app_base_port", "8099", "nginx_status_listen"]),
+    ("url-prefix-nginx-syntax", "site.yml", {"wsgi_app_url_prefix": "/a;return"}, ["wsgi_app_url_prefix", "/a;return"]),
+    ("app-root-in-etc", "site.yml", {"wsgi_app_root": "/etc/hello"}, ["wsgi_app_root", "/etc/hello"]),
     # Files on the controller
     ("missing-cert", "site.yml", {"lb_tls_cert_src": f"{MISSING}.crt"}, ["lb_tls_cert_src", f"{MISSING}.crt"]),
     ("missing-key", "site.yml", {"lb_tls_key_src": f"{MISSING}.key"}, ["lb_tls_key_src", f"{MISSING}.key"]),
@@ -157,3 +181,22 @@ def test_bad_input_fails_before_any_change(outcomes, name, words):
     assert ran and all(ALLOWED_TASK.match(line) for line in ran), "\n".join(ran)
     assert after == before, f"the host changed:\n--- before\n{before}\n--- after\n{after}"
     assert re.search(r"changed=0\s", out), out[-2000:]
+
+
+def test_a_port_another_process_listens_on_is_refused_before_any_change(host, molecule_env):
+    """The instances' TCP ports are checked on the host too (playbooks/tasks/validate-host.yml): a
+    port that something other than the app's own instances listens on (here a web server run as
+    nobody, as another app or service would) is refused, naming the variable; the host is unchanged."""
+    port = 9107
+    host.run_test(f"setsid -f runuser -u nobody -- python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1")
+    try:
+        host.run_test(f"for i in $(seq 50); do ss -Hltn | grep -q ':{port} ' && exit 0; sleep 0.1; done; exit 1")
+        before = snapshot(host)
+        rc, out = run_playbook("site.yml", "-e", json.dumps({"wsgi_app_listen": "tcp", "wsgi_app_base_port": port - 1}),
+                               timeout=300)
+        message = failure_text(out)
+        assert rc != 0, out[-4000:]
+        assert "wsgi_app_base_port" in message and f"port {port}" in message and "something else" in message, message
+        assert snapshot(host) == before
+    finally:
+        host.run(f"pkill -u nobody -f 'http.server {port}'")

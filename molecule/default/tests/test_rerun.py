@@ -106,6 +106,8 @@ def _release(host) -> str:
 
 def test_a_new_release_redoes_only_the_release_unless_something_else_drifted(host, molecule_env, tmp_path):
     src = app_copy(tmp_path, "test_rerun")
+    # The release ships a link out of its static directory: nginx must not follow it.
+    (src / "hello" / "static" / "passwd").symlink_to("/etc/passwd")
     ini = f"/etc/uwsgi/{APP}/{APP}-0.ini"
     before = _release(host)
     # A new release onto a host whose config was edited by hand: the stamp vouches for nothing,
@@ -116,6 +118,9 @@ def test_a_new_release_redoes_only_the_release_unless_something_else_drifted(hos
     assert host.run(f"grep -q 'edited by hand' {ini}").rc == 1, out[-3000:]
     new = _release(host)
     assert new != before
+    assert "a release of test_rerun" in host.check_output("curl -s localhost/static/style.css")
+    linked = host.run("curl -s -w '\\n%{http_code}' localhost/static/passwd")
+    assert "root:" not in linked.stdout and linked.stdout.rsplit("\n", 1)[-1] in ("403", "404"), linked.stdout
     # Back to the project's app/: a new release alone, on a host as the last run left it. Only
     # the release is redone (and gated): no other role's task runs, and the host is stamped.
     back = converge()
