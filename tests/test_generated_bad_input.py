@@ -110,14 +110,12 @@ def run_once_options() -> set[str]:
     return found
 
 
-def app_definition_check_options() -> set[str]:
-    """Options the app definition's own asserts read: their messages name every option of the app
-    definition, so a case they refuse is told apart only on a host of its own."""
-    found = set()
-    for task in task_files_tasks(APP_DEFINITION_TASKS):
-        if "ansible.builtin.assert" in task:
-            found |= names_in(yaml.safe_dump(task["ansible.builtin.assert"].get("that"), width=1000))
-    return found
+def app_definition_asserts() -> list[set[str]]:
+    """The options each of the app definition's own asserts reads, in their order: their messages
+    name every option of the app definition, so a case they refuse is told apart only on a host
+    without another case of theirs."""
+    return [names_in(yaml.safe_dump(task["ansible.builtin.assert"].get("that"), width=1000))
+            for task in task_files_tasks(APP_DEFINITION_TASKS) if "ansible.builtin.assert" in task]
 
 
 def derived_sources() -> dict[str, set[str]]:
@@ -171,7 +169,8 @@ def playbook_set_options() -> dict[str, str]:
 
 
 RUN_ONCE_OPTIONS = run_once_options()
-APP_DEFINITION_CHECKED = app_definition_check_options()
+APP_DEFINITION_ASSERTS = app_definition_asserts()
+APP_DEFINITION_CHECKED = set().union(*APP_DEFINITION_ASSERTS)
 DERIVED_SOURCES = derived_sources()
 ASSERT_MESSAGE_SETS = assert_message_sets()
 VALIDATE_INPUT_MENTIONS = validate_input_mentions()
@@ -467,10 +466,12 @@ def host_group(case: Case) -> str | None:
     app = case.role == APP_DEFINITION_ROLE
     if case.extra:
         return None
-    if case.kind in ("type", "choice"):
+    if case.option in DERIVED_SOURCES["wsgi_app_instance_list"]:
+        group = "app-instances"  # the instances' filter fails first, in the app definition's spec check
+    elif case.kind in ("type", "choice"):
         group = "spec-app" if app else "spec"
     elif app and case.option in APP_DEFINITION_CHECKED:
-        group = "app-definition"
+        group = f"app-definition-{next(n for n, names in enumerate(APP_DEFINITION_ASSERTS) if case.option in names)}"
     else:
         mentions = [name for name, options in VALIDATE_INPUT_MENTIONS if case.option in options]
         paths = {*contain.RELEASE_PATHS, *contain.SHARED_PATH_LISTS, *contain.LINK_LISTS, *contain.HOST_PATHS,
@@ -484,7 +485,7 @@ def host_group(case: Case) -> str | None:
             group = "contain-path"  # reported before the accounts and names
         else:
             group = "contain-rest"
-    if app and not group.endswith("-app") and group != "app-definition":
+    if app and not group.endswith("-app") and not group.startswith("app-"):
         group += "-app"  # its templates fail first, in the app definition's own spec check
     if case.id in NOT_REFUSED_YET:
         group += "-known-miss"  # a host that passes every check: a verdict for all its cases
@@ -642,6 +643,19 @@ def finish_play(started: Started) -> Run:
     return Run(started.hosts, proc, dict(results), seconds, run_once)
 
 
+def merge(runs: list[Run]) -> Run:
+    """The runs of one round, side by side, as one."""
+    if len(runs) == 1:
+        return runs[0]
+    return Run(
+        hosts={host: cases for run in runs for host, cases in run.hosts.items()},
+        proc=runs[0].proc,
+        results={host: result for run in runs for host, result in run.results.items()},
+        seconds=max(run.seconds for run in runs),
+        run_once_failures=[failure for run in runs for failure in run.run_once_failures],
+    )
+
+
 def run_play(ansible_runner, workdir: Path, name: str, hosts: dict[str, list[Case]], control: bool) -> Run:
     return finish_play(start_play(ansible_runner, workdir, name, hosts, control))
 
@@ -681,6 +695,8 @@ class Suite:
     runs: dict[str, Run]  # the first one has the control host
 
 
+# ansible-playbook runs of one round of shared hosts, side by side.
+PARALLEL = 2
 # Rounds of shared hosts before the cases still hidden behind another's failure run alone.
 SHARED_ROUNDS = 3
 # Rounds of the cases a run_once check reads (its failure ends the play for every host).
@@ -718,13 +734,18 @@ def run_suite(tmp: Path, summary: list[str]) -> Suite:
         started = []
         if shared:
             hosts = pack(shared) if n <= SHARED_ROUNDS else {f"alone-{i:04d}": [case] for i, case in enumerate(shared)}
-            started.append(("shared", start_play(runner, tmp, f"round-{n}", hosts, control=n == 1)))
+            # Side by side: one ansible-playbook's strategy works on one core.
+            chunks = [dict(list(hosts.items())[i::PARALLEL]) for i in range(PARALLEL)]
+            started.append(("shared", [start_play(runner, tmp, f"round-{n}-{i}", chunk, control=n == 1 and i == 0)
+                                       for i, chunk in enumerate(chunks) if chunk]))
         if own:
             hosts = {f"run-once-{i:04d}": [case] for i, case in enumerate(own)}
-            started.append(("run-once", start_play(runner, tmp, f"run-once-{n}", hosts, control=False)))
+            started.append(("run-once", [start_play(runner, tmp, f"run-once-{n}", hosts, control=False)]))
         shared, own = [], []
-        for lane, play in started:
-            run = runs[f"{lane} round {n}"] = finish_play(play)
+        for lane, plays in started:
+            run = runs[f"{lane} round {n}"] = merge([finish_play(play) for play in plays])
+            assert lane == "run-once" or not run.run_once_failures, (
+                f"a run_once check failed in {lane} round {n}, which fails every host: {run.run_once_failures}")
             for host, cases in run.hosts.items():
                 result = run.results.get(host, HostResult())
                 for case in cases:
