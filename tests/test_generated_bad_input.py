@@ -1,30 +1,43 @@
 """Generated bad input: every option of every role's main entry point, fed values of the wrong
 kind, is refused by the input check alone, with a message that names the option.
 
-The cases come from the roles' meta/argument_specs.yml (types, choices) and from the bounds table
-of playbooks/tasks/validate-input.yml, one class at a time:
+The cases come from the roles' meta/argument_specs.yml (types, choices, which options hold
+strings), the bounds table of playbooks/tasks/validate-input.yml and the tables of
+plugins/filter/contain.py (which options are paths, and of which kind; accounts; names), one class
+at a time:
 
 * type: a value Ansible's argument validator cannot convert to the spec's type ("abc" for an int,
-  a mapping for a list, a string for a dict; any value converts to a str or a path, so those get
-  none);
-* choice: a value that is not one of the choices;
-* range: a number just outside its bounds.
+  a mapping for a list, a string for a dict; it converts any value to a str or a path, so those
+  get none);
+* choice: a value that is not one of the choices, and a near miss (in capitals);
+* range: a number just outside its bounds; -1 for a number the table gives no bounds;
+* path: `../../etc`, `/etc` and `a/../../b` where a path inside the release or shared/ is meant;
+  a relative path or one with `..` where a host path is meant, a system directory for the app
+  root, a path outside the directory it must lie in;
+* char: a newline, a carriage return, a NUL in every string an option holds;
+* separator: `;`, a space and `{` in names (accounts, environment and header names, server names,
+  site, group and target names, URL paths, host paths);
+* account: root and accounts of the system for the app's users, groups and hooks;
+* port: the instances' TCP ports on sshd's, nginx's and nginx's counters' ports.
 
 They run through tests/validate-only.yml: the input part of site.yml's first play
 (playbooks/check.yml), the app definition (role wsgi_app, public) and then
-playbooks/tasks/validate-roles.yml for every role that has a main entry point. Nothing else is in
+playbooks/tasks/validate-roles.yml for every role that has a main entry point (not the host's
+read-only checks of playbooks/tasks/validate-host.yml, which need the host). Nothing else is in
 that play, and the fence of conftest.py holds (no module can run: --check and
 ansible_python_interpreter=/bin/false).
 
-One ansible-playbook run holds every case: one throwaway host (local connection) per group of
+A few ansible-playbook runs hold every case: one throwaway host (local connection) per group of
 cases, each bad value a host var, and a control host with no bad value that must pass every
-check. Cases share a host only where the check that refuses them lists each bad option on its
-own (the argument validator's errors, the bounds and names checks); a case is confirmed only by a
-message (or a part of one) that names its option and no other option of its host. A case left
-unconfirmed on a shared host runs again alone, in a second run, before its verdict. Options that
-a run_once check reads (the controller's files: a failure there fails every host of the run)
-have a run of their own, one host per case, where the run_once check's message must name the
-option with the case's value.
+check. Cases share a host only where the check expected to refuse them names each bad option on
+its own (the argument validator's errors, the bounds, the names, the containment); a case is
+confirmed only by a message (or a part of one) that names its option and no other option of its
+host. A case that another case's failure hid runs again in the next round; a case on a host that
+passed every check was not refused. Options that a run_once check reads (the controller's files:
+its failure fails every host of the run) have runs of their own, one host per case, where that
+check's message must name the option with the case's value.
+
+Cases the checks do not refuse yet are strict xfails (NOT_REFUSED_YET), with the reason.
 """
 
 from __future__ import annotations
