@@ -127,8 +127,21 @@ def app_definition_asserts() -> list[set[str]]:
     """The options each of the app definition's own asserts reads, in their order: their messages
     name every option of the app definition, so a case they refuse is told apart only on a host
     without another case of theirs."""
-    return [names_in(yaml.safe_dump(task["ansible.builtin.assert"].get("that"), width=1000))
-            for task in task_files_tasks(APP_DEFINITION_TASKS) if "ansible.builtin.assert" in task]
+    defaults = yaml.safe_load((PROJECT_ROOT / "roles" / APP_DEFINITION_ROLE / "defaults" / "main.yml").read_text())
+    found = []
+    for task in task_files_tasks(APP_DEFINITION_TASKS):
+        if "ansible.builtin.assert" not in task:
+            continue
+        names = set()
+        for condition in task["ansible.builtin.assert"].get("that") or []:
+            # `wsgi_app_source != 'git' or ...`: the rest is checked only when the guard is off its default.
+            guard = re.match(r"^\s*(\w+) != '([^']*)' or (.*)$", condition)
+            if guard and defaults.get(guard[1]) != guard[2]:
+                names |= {guard[1]}
+            else:
+                names |= names_in(condition)
+        found.append(names)
+    return found
 
 
 def derived_sources() -> dict[str, set[str]]:
@@ -483,7 +496,7 @@ def host_group(case: Case) -> str | None:
         group = "app-instances"  # the instances' filter fails first, in the app definition's spec check
     elif case.kind in ("type", "choice"):
         group = "spec-app" if app else "spec"
-    elif app and case.option in APP_DEFINITION_CHECKED:
+    elif app and case.option in APP_DEFINITION_CHECKED and case.kind != "account":  # accounts: contain.py
         group = f"app-definition-{next(n for n, names in enumerate(APP_DEFINITION_ASSERTS) if case.option in names)}"
     else:
         mentions = [name for name, options in VALIDATE_INPUT_MENTIONS if case.option in options]
@@ -518,7 +531,9 @@ def fits(case: Case, batch: list[Case]) -> bool:
     for other in batch:
         if other.option == case.option:
             return False
-        if case.option in DERIVED_SOURCES.get(other.option, ()) or other.option in DERIVED_SOURCES.get(case.option, ()):
+        # A value of the wrong type may fail a template built from it; a string goes into one whole.
+        if ({case.kind, other.kind} & {"type", "choice"}) and (
+                case.option in DERIVED_SOURCES.get(other.option, ()) or other.option in DERIVED_SOURCES.get(case.option, ())):
             return False
         if any(case.option in names and other.option in names for names in [*ASSERT_MESSAGE_SETS, *RELATED_SETS]):
             return False
