@@ -362,6 +362,11 @@ NAME_SUFFIXES = ("_name", "_names", "_user", "_group", "_envvar", "_target", "_s
                  "_host", "_hosts", "_lbs")
 
 
+# Derived by the app definition, "not to be set": their strings are walked for control characters,
+# their names are the rules' sources.
+DERIVED = ("wsgi_app_server_environment", "wsgi_app_instance_list")
+
+
 def separator_cases() -> list[Case]:
     cases = []
     paths = {*contain.RELEASE_PATHS, *contain.SHARED_PATH_LISTS, *contain.HOST_PATHS, *contain.HOST_PATH_LISTS}
@@ -370,7 +375,7 @@ def separator_cases() -> list[Case]:
              *contain.HEADER_LISTS, *contain.SERVER_NAME_LISTS, "lb_security_headers"}
     names |= {option for option in OPTIONS if option.endswith(NAME_SUFFIXES)}
     for option in OPTIONS:
-        if option in contain.CONTROLLER_PATHS or option in contain.DERIVED or OPTIONS[option][1].get("choices"):
+        if option in contain.CONTROLLER_PATHS or option in DERIVED or OPTIONS[option][1].get("choices"):
             continue
         for label, text in SEPARATORS:
             if option in url_paths:
@@ -420,64 +425,14 @@ CASES = all_cases()
 # Cases Ansible's checks do not refuse yet: {case id: reason}, the reason starting
 # "not refused yet:". Each is an expected failure until the check exists (strict: the mark must
 # go when it does).
-NOT_REFUSED_YET: dict[str, str] = {
-    **{
-        f"{option}-range-negative-unbounded": "not refused yet: no bound for it in wsgideploy_number_bounds "
-        "(playbooks/tasks/validate-input.yml)"
-        for option in [
-            "gunicorn_workers", "gunicorn_threads", "gunicorn_timeout", "gunicorn_graceful_timeout", "gunicorn_keepalive",
-            "gunicorn_max_requests", "gunicorn_max_requests_jitter", "gunicorn_backlog", "nginx_logrotate_keep",
-            "nginx_logs_lines", "rollout_gate_timeout", "supervisord_service_log_backups", "supervisord_service_start_secs",
-            "supervisord_service_start_retries", "supervisord_service_stop_wait_secs", "supervisord_service_logs_lines",
-            "systemd_service_logs_lines", "upstart_service_respawn_limit", "upstart_service_respawn_interval",
-            "upstart_service_kill_timeout", "upstart_service_logs_lines",
-        ]
-    },
-    # Names written into nginx, supervisord, systemd, sudoers and the units' environment, or
-    # inventory names, that no rule holds to a grammar yet.
-    **{
-        f"{option}-separator-{label}": "not refused yet: no rule for this name in plugins/filter/contain.py "
-        "(a ; a space or a { passes)"
-        for option in [
-            "app_name", "app_pip_trusted_hosts", "app_settings_envvar", "app_proxy_site_name", "app_proxy_server",
-            "app_proxy_nginx_user", "deploy_user_name", "firewall_lbs", "lb_site_name", "lb_backend_group",
-            "lb_drained_hosts", "lb_backend_lbs", "lb_backend_host", "nginx_user", "supervisord_service_group",
-            "systemd_service_target", "upstart_service_group", "wsgi_app_settings_envvar",
-        ]
-        for label, _text in SEPARATORS
-    },
-    # Derived, "not to be set", and skipped by contain.py (contain.DERIVED): set all the same, their
-    # strings reach the units (the environment) and the instances' definitions.
-    **{
-        f"{option}-char-{label}": "not refused yet: contain.py skips the derived variables (contain.DERIVED), "
-        "whose strings reach the units when they are set"
-        for option in ["wsgi_app_server_environment", "wsgi_app_instance_list"]
-        for label, _text in CONTROL_CHARACTERS
-    },
-    # contain.INSIDE compares them with app_root only where app_root is set for the host; the check
-    # does not load the app role's defaults (app_root: "{{ wsgi_app_root }}").
-    **{
-        f"{option}-path-outside": "not refused yet: contain.py holds it inside app_root (app_shared) only when "
-        "that is set for the host; the input check does not load the app role's defaults"
-        for option in [
-            "app_current", "app_shared", "app_releases_dir", "app_venvs_dir", "app_history_file", "app_pip_cert_path",
-            "app_secret_key_file", "app_settings_staged",
-        ]
-    },
-    **{
-        f"wsgi_app_environment-type-{label}": "not refused yet: the app definition's own spec check fails templating "
-        "the derived wsgi_app_server_environment (combine: expected dicts) with a message that does not name "
-        "wsgi_app_environment"
-        for label, _value in WRONG_TYPES["dict"]
-    },
-}
+NOT_REFUSED_YET: dict[str, str] = {}
 
 # Options no case is generated for: {option: why}. `raw` options take any value; the options the
 # playbooks set themselves are no input of a run.
 NO_CASE = {option: "type raw: any value is valid" for option, (_r, spec) in OPTIONS.items() if spec.get("type") == "raw"}
 NO_CASE |= {option: f"set by the playbooks ({path}), over any inventory value" for option, path in PLAYBOOK_SET.items()}
 # Bounds of validate-input.yml that name no option of any role (nothing reads the variable).
-STALE_BOUNDS = {"uwsgi_health_timeout"}
+STALE_BOUNDS: set[str] = set()
 
 
 # --------------------------------------------------------------------------------------- the runs

@@ -132,8 +132,31 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Strings that may hold any text: they are escaped for their file (python_literal), not refused.
 FREE_TEXT = ("app_settings",)
-# Derived from the variables above (the rules see their sources): not walked again.
-DERIVED = ("wsgi_app_server_environment", "wsgi_app_instance_list")
+# Names written into config files and unit names, each by its grammar (an inventory's group and
+# host names too: they reach nginx's upstreams and the firewall's sets).
+NAME_RULES = {
+    "wsgi_app_name": (re.compile(r"^[a-z][a-z0-9_-]{0,30}$"), "a-z, 0-9, _ or -, starting with a letter, at most 31"),
+    "app_name": (re.compile(r"^[a-z][a-z0-9_-]{0,30}$"), "a-z, 0-9, _ or -, starting with a letter, at most 31"),
+    "wsgi_app_settings_envvar": (ENV_NAME_RE, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+    "app_settings_envvar": (ENV_NAME_RE, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+    "app_proxy_site_name": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    "app_proxy_server": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    "lb_site_name": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    "supervisord_service_group": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    "upstart_service_group": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    "systemd_service_target": (re.compile(r"^[A-Za-z0-9_.@-]+$"), "a unit name (letters, digits, _ . @ or -)"),
+    "nginx_user": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
+    "app_proxy_nginx_user": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
+    "deploy_user_name": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
+    "lb_backend_group": (re.compile(r"^[A-Za-z0-9_.-]+$"), "an inventory group name (letters, digits, _ . or -)"),
+    "firewall_lbs": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
+    "lb_drained_hosts": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
+    "lb_backend_lbs": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
+    "lb_backend_host": (re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "a host name or address"),
+    "app_pip_trusted_hosts": (re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "host names (letters, digits, _ . : or -)"),
+}
+# Where the app role's paths lie when the inventory does not set its own names for them.
+DEFAULT_OF = {"app_root": "wsgi_app_root", "app_shared": "wsgi_app_shared"}
 
 
 def _show(value: Any) -> str:
@@ -218,7 +241,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
 
     # Control characters: no string that reaches a file may hold one (a newline adds a line).
     for name in sorted(values):
-        if name in FREE_TEXT or name in CONTROLLER_PATHS or name in DERIVED:
+        if name in FREE_TEXT or name in CONTROLLER_PATHS:
             continue
         for where, text in _strings(values[name], name):
             if CONTROL_RE.search(text):
@@ -286,7 +309,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
             bad(name, f"must be a directory of the app's own, such as /srv/<app> (not a system directory or one "
                       f"directly under /): {_show(root)}")
     for name, root_name in INSIDE.items():
-        path, root = values.get(name), values.get(root_name)
+        path, root = values.get(name), values.get(root_name, values.get(DEFAULT_OF.get(root_name, "")))
         if path in (None, "") or root is None:
             continue
         if not _inside(path, root):
@@ -339,6 +362,12 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
             bad("uwsgi_chown_socket", f"names a system account: {_show(chown)}")
 
     # Names that reach config files.
+    for name, (rule, what) in NAME_RULES.items():
+        value = values.get(name)
+        for n, item in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+            if item is not None and not (isinstance(item, str) and rule.match(item)):
+                where = f"{name}[{n}]" if isinstance(value, (list, tuple)) else name
+                bad(where, f"must be {what}, got {_show(item)}")
     for name in ENVIRONMENT_VARS:
         env = values.get(name)
         if isinstance(env, Mapping):
