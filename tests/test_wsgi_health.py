@@ -138,3 +138,10 @@ def test_a_listener_answers_from_an_upstream_or_redirects(servers, tmp_path, cap
         health.main([f"http://{routed}", *gate])
     with pytest.raises(SystemExit):
         health.main([f"http://{routed}", "--host", "a\r\nb"])
+
+
+def test_any_of_several_releases(servers, capsys):
+    new = servers(lambda: (200, b"ok", {"X-App-Release": "new"}))
+    assert health.main([new, "--expect-release", "old,new"]) == 0
+    assert health.main([new, "--expect-release", "old"]) == 1
+    assert f"unhealthy: {new}: release 'new', expected 'old'" in capsys.readouterr().out

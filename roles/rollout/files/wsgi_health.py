@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Ask app server instances for their health page, bypassing nginx.
 
-    wsgi-health ADDRESS... [--protocol http|uwsgi] [--path /] [--expect-release ID]
+    wsgi-health ADDRESS... [--protocol http|uwsgi] [--path /] [--expect-release ID[,ID]]
                            [--release-header X-App-Release] [--timeout 5] [--wait 0]
                            [--host NAME] [--header-file NAME=FILE] [--proof-header NAME]
                            [--proof-in VALUE ...] [--redirect-to URL]
 
 ADDRESS is what an instance listens on: a unix socket path or host:port. An instance is healthy
 when it answers PATH with a 2xx status and, with --expect-release, runs that release (so "healthy"
-means "the new code answers"). The release is read from the response header --release-header,
+means "the new code answers"; several IDs: any of them). The release is read from the response header --release-header,
 which the collection's WSGI entry point (wsgideploy_release) adds to every answer, so the app needs
 no route of its own; an answer without that header may name the release in a JSON body
 {"release": ID} instead (apps that report it themselves). With --wait SECONDS every instance is asked again, once a second, until
@@ -159,9 +159,12 @@ def check(address: str, args: argparse.Namespace) -> tuple[bool, str]:
         return False, f"unhealthy: {address}: status {status} on {args.path}"
     if args.expect_release:
         release = release_of(headers, body, args.release_header)
-        if release != args.expect_release:
+        # More than one: any of them (a load balancer's answer, while the fleet runs either).
+        expected = [r for r in args.expect_release.split(",") if r]
+        if release not in expected:
             return False, f"unhealthy: {where}: release {release!r}, expected {args.expect_release!r}"
-    return True, f"healthy: {where}: status {status}" + (f", release {args.expect_release}" if args.expect_release else "")
+        return True, f"healthy: {where}: status {status}, release {release}"
+    return True, f"healthy: {where}: status {status}"
 
 
 def main(argv: list[str] | None = None) -> int:
