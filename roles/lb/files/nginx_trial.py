@@ -2,6 +2,7 @@
 """Try nginx's config as it is on disk, before the live nginx loads it: a twin of nginx.
 
     nginx-trial [--offset 20000] [--conf-dir DIR ...] -- COMMAND [ARG ...] [-- COMMAND [ARG ...]] ...
+    nginx-trial --live -- COMMAND [ARG ...] [-- COMMAND [ARG ...]] ...
 
 Copies the config directories (default /etc/nginx) to a private directory (root only), moves every
 `listen` of the copy to 127.0.0.1 and its port plus OFFSET (IPv6 and unix listeners left out: the
@@ -9,7 +10,7 @@ same servers answer on IPv4), its pid file into the copy, and starts a second ng
 The live nginx and its clients see nothing of it. Then runs each COMMAND (a check that asks the
 twin's ports), stops the twin (QUIT: it finishes its answers) and removes the copy. Prints each
 command's output; exit 0 when every command succeeded, 1 when one failed or the twin could not
-start, 2 usage.
+start, 2 usage. --live: no twin, the commands only (they ask the live nginx), in one go.
 """
 
 from __future__ import annotations
@@ -59,10 +60,23 @@ def rewrite(path: str, root: str, dirs: list[str], offset: int) -> None:
         fh.write(text)
 
 
+def run(commands: list[list[str]]) -> int:
+    """Each command in turn, its output passed on; 1 when one failed."""
+    failed = False
+    for command in commands:
+        done = subprocess.run(command, capture_output=True, text=True)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        failed = failed or done.returncode != 0
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
-    offset, dirs, rest = 20000, [], argv
+    offset, dirs, rest, live = 20000, [], argv, False
     while rest and rest[0] != "--":
-        if rest[0] == "--offset" and len(rest) > 1 and rest[1].isdigit():
+        if rest[0] == "--live":
+            live, rest = True, rest[1:]
+        elif rest[0] == "--offset" and len(rest) > 1 and rest[1].isdigit():
             offset, rest = int(rest[1]), rest[2:]
         elif rest[0] == "--conf-dir" and len(rest) > 1 and rest[1].startswith("/"):
             dirs, rest = dirs + [os.path.normpath(rest[1])], rest[2:]
@@ -78,6 +92,8 @@ def main(argv: list[str]) -> int:
     if not commands or not all(commands):
         print(__doc__, file=sys.stderr)
         return 2
+    if live:
+        return run(commands)
     dirs = [d for d in dict.fromkeys(dirs or ["/etc/nginx"]) if not any(d.startswith(o + "/") for o in dirs if o != d)]
     root = tempfile.mkdtemp(prefix="nginx-trial-")
     pid = None
@@ -104,13 +120,8 @@ def main(argv: list[str]) -> int:
                     pid = int(fh.read().strip())
                 break
             time.sleep(0.1)
-        failed = False
-        for command in commands:
-            done = subprocess.run(command, capture_output=True, text=True)
-            sys.stdout.write(done.stdout)
-            sys.stderr.write(done.stderr)
-            failed = failed or done.returncode != 0
-        return 1 if failed else 0
+        print(f"A twin of nginx on the config on disk (each listener's port + {offset}, not yet live):")
+        return run(commands)
     except (OSError, ValueError) as exc:
         print(f"nginx-trial: {exc.__class__.__name__}: {exc}")
         return 1
