@@ -104,3 +104,44 @@ def test_a_page_that_fails_or_redirects_is_unhealthy(servers, capsys):
     assert health.main([moved, "--expect-release", "abc", "--path", "/"]) == 1
     out = capsys.readouterr().out
     assert f"unhealthy: {error}: status 500 on /" in out and f"unhealthy: {moved}: status 302 on /" in out
+
+
+def test_a_listener_answers_from_an_upstream_or_redirects(servers, tmp_path, capsys):
+    """The lb gate's question: the lb's proof header (sent only with the token) names an upstream."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    seen = []
+
+    def lb(proof):
+        def answer():
+            seen.append(1)
+            return (200, b"hello", {"X-Gate-Upstream": proof} if proof else {})
+
+        return answer
+
+    routed = servers(lb("10.0.0.2:80, 10.0.0.1:80"))
+    itself = servers(lb(""))
+    gate = ["--host", "www.example.org", "--header-file", f"X-Gate={token}", "--proof-header", "X-Gate-Upstream"]
+    assert health.main([f"http://{routed}", *gate, "--proof-in", "10.0.0.1:80"]) == 0
+    assert health.main([f"http://{routed}", *gate, "--proof-in", "10.0.0.3:80"]) == 1
+    assert health.main([f"http://{itself}", *gate]) == 1
+    out = capsys.readouterr().out
+    assert f"healthy: http://{routed}/ (Host www.example.org) via 10.0.0.1:80: status 200" in out
+    assert f"unhealthy: http://{itself}/ (Host www.example.org): status 200, b'hello', not answered" in out
+
+    moved = servers(lambda: (301, b"", {"Location": "https://www.example.org:8443/"}))
+    assert health.main([f"http://{moved}", "--redirect-to", "https://www.example.org:8443/"]) == 0
+    assert health.main([f"http://{moved}", "--redirect-to", "https://www.example.org/"]) == 1
+    # No header name or value that could add a line to the request.
+    token.write_text("a\r\nX-Other: b")
+    with pytest.raises(SystemExit):
+        health.main([f"http://{routed}", *gate])
+    with pytest.raises(SystemExit):
+        health.main([f"http://{routed}", "--host", "a\r\nb"])
+
+
+def test_any_of_several_releases(servers, capsys):
+    new = servers(lambda: (200, b"ok", {"X-App-Release": "new"}))
+    assert health.main([new, "--expect-release", "old,new"]) == 0
+    assert health.main([new, "--expect-release", "old"]) == 1
+    assert f"unhealthy: {new}: release 'new', expected 'old'" in capsys.readouterr().out

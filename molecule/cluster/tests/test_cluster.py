@@ -8,6 +8,7 @@ third-party app's.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -17,8 +18,8 @@ import time
 import pytest
 import yaml
 from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, converge,
-                                fleet_state, gixy_report, load_during, loadgen, playbook, recap, record_figure,
-                                run_playbook, scenario_host)
+                                fleet_state, gixy_report, host_state, load_during, loadgen, playbook, recap,
+                                record_figure, run_playbook, scenario_host)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -323,6 +324,32 @@ def test_a_fleet_rerun_is_one_check_per_host_and_repairs_a_hand_edited_lb(host):
     assert "TASK [lb : Write the load balancer site" in out, out[-3000:]
     assert lb.run(f"grep -q 'edited by hand' {site}").rc == 1, out[-3000:]
     assert sequential(host)["failed"] == 0
+
+
+LB_FILES = "find /etc/nginx /etc/ansible/facts.d -type f | sort | xargs sha256sum"
+
+
+def test_an_lb_change_that_stops_reaching_the_app_is_refused_under_load(host):
+    """An lb site whose prefix no longer routes to the app (nginx -t accepts it): the lb's gate asks
+    a twin of nginx on the new config before the live nginx loads it, the app's health path under
+    the prefix answers 404 from the app, not 2xx: the lb's files are put back byte for byte, the run
+    fails naming the lb and the check, and no client request ever sees the change (every answer
+    comes from an app host). The next run changes nothing."""
+    before = host_state(LB, LB_FILES)
+    load, (rc, out) = load_during(
+        lambda: run_playbook("playbooks/lb.yml", "-e", json.dumps({"lb_url_prefix": "/nowhere"})),
+        CLIENT, HTTPS + "/healthz", 300, 20, until_done=True)
+    record_figure("lb_change_refused", {"playbook_rc": rc, "total": load["requests"], "failed": load["failed"]})
+    assert rc != 0, out[-3000:]
+    assert f"The lb change failed on {LB}" in out, out[-3000:]
+    # The twin's https listener (port 443 + lb_gate_twin_offset) was answered by an app host: 404.
+    assert re.search(rf"unhealthy: https://127\.0\.0\.1:\d+/nowhere/healthz \(Host {LB}\) via \S+: status 404", out), out[-3000:]
+    assert load["failed"] == 0, load
+    assert sum(load["by_host"].values()) == load["requests"], load
+    after = host_state(LB, LB_FILES)
+    assert after == before, "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm=""))
+    assert sequential(host)["failed"] == 0
+    assert recap(playbook("playbooks/lb.yml"))[LB]["changed"] == 0
 
 
 def test_a_move_that_fails_its_gate_puts_the_old_process_manager_back(host):

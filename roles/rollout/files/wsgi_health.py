@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
 """Ask app server instances for their health page, bypassing nginx.
 
-    wsgi-health ADDRESS... [--protocol http|uwsgi] [--path /] [--expect-release ID]
+    wsgi-health ADDRESS... [--protocol http|uwsgi] [--path /] [--expect-release ID[,ID]]
                            [--release-header X-App-Release] [--timeout 5] [--wait 0]
+                           [--host NAME] [--header-file NAME=FILE] [--proof-header NAME]
+                           [--proof-in VALUE ...] [--redirect-to URL]
 
 ADDRESS is what an instance listens on: a unix socket path or host:port. An instance is healthy
 when it answers PATH with a 2xx status and, with --expect-release, runs that release (so "healthy"
-means "the new code answers"). The release is read from the response header --release-header,
+means "the new code answers"; several IDs: any of them). The release is read from the response header --release-header,
 which the collection's WSGI entry point (wsgideploy_release) adds to every answer, so the app needs
 no route of its own; an answer without that header may name the release in a JSON body
 {"release": ID} instead (apps that report it themselves). With --wait SECONDS every instance is asked again, once a second, until
 it is healthy or the time is up (all instances wait together, so the gate of a host takes at most
 SECONDS whatever their number). Prints one line per instance; exit 0 all healthy, 1 some
 unhealthy, 2 usage.
+
+A load balancer's listener is asked the same way (roles/lb/tasks/gate.yml): ADDRESS is then
+http://HOST:PORT or https://HOST:PORT (TLS, the certificate not verified: the question is where the
+lb routes, not who it is), --host names the site (Host header and TLS SNI), --header-file sends a
+header whose value is read from FILE (a secret stays out of the command line), and --proof-header
+names a header the answer must carry (the last of its comma-separated values one of --proof-in,
+when given): the lb's word that an upstream server answered. --redirect-to URL: the answer must be
+a redirect to exactly URL instead (a plain HTTP listener that sends clients to HTTPS).
 """
 
 from __future__ import annotations
@@ -20,12 +30,22 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import ssl
 import struct
 import sys
 import time
 
 
-def connect(address: str, timeout: float) -> socket.socket:
+def connect(address: str, timeout: float, server_name: str = "localhost") -> socket.socket:
+    scheme, sep, rest = address.partition("://")
+    if sep:
+        sock = connect(rest, timeout)
+        if scheme == "https":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(sock, server_hostname=server_name)
+        return sock
     if address.startswith("/"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -60,12 +80,14 @@ def uwsgi_packet(path: str, host: str) -> bytes:
     return struct.pack("<BHB", 0, len(body), 0) + body
 
 
-def fetch(address: str, protocol: str, path: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
-    with connect(address, timeout) as sock:
+def fetch(
+    address: str, protocol: str, path: str, timeout: float, host: str = "localhost", extra: str = ""
+) -> tuple[int, dict[str, str], bytes]:
+    with connect(address, timeout, host) as sock:
         if protocol == "uwsgi":
-            sock.sendall(uwsgi_packet(path, "localhost"))
+            sock.sendall(uwsgi_packet(path, host))
         else:
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: wsgi-health\r\n\r\n".encode())
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: wsgi-health\r\n{extra}\r\n".encode())
         chunks = []
         while True:
             data = sock.recv(65536)
@@ -97,18 +119,52 @@ def release_of(headers: dict[str, str], body: bytes, header: str) -> str | None:
     return release if isinstance(release, str) else None
 
 
+def extra_headers(specs: list[str]) -> str:
+    """Request header lines from NAME=FILE specs: each value is FILE's content, stripped."""
+    lines = ""
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        with open(path, encoding="ascii") as fh:
+            value = fh.read().strip()
+        if not name.replace("-", "").isalnum() or not value.isprintable():
+            raise ValueError(f"--header-file {spec}: not a header name and a one-line value")
+        lines += f"{name}: {value}\r\n"
+    return lines
+
+
 def check(address: str, args: argparse.Namespace) -> tuple[bool, str]:
+    # A listener's answer names the URL and Host asked; an instance's, its address.
+    where = f"{address}{args.path} (Host {args.host})" if "://" in address else address
     try:
-        status, headers, body = fetch(address, args.protocol, args.path, args.timeout)
+        status, headers, body = fetch(address, args.protocol, args.path, args.timeout, args.host, args.extra)
     except (OSError, ValueError) as exc:
-        return False, f"unhealthy: {address}: {exc.__class__.__name__}: {exc}"
+        return False, f"unhealthy: {where}: {exc.__class__.__name__}: {exc}"
+    said = f"status {status}, {body[:80]!r}"
+    if args.redirect_to:
+        location = headers.get("location")
+        if status in (301, 302, 307, 308) and location == args.redirect_to:
+            return True, f"healthy: {where}: status {status} to {location}"
+        return False, f"unhealthy: {where}: {said}, location {location!r}, expected a redirect to {args.redirect_to}"
+    if args.proof_header:
+        proof = headers.get(args.proof_header.lower(), "").split(",")[-1].strip()
+        if not proof or (args.proof_in and proof not in args.proof_in):
+            return False, (
+                f"unhealthy: {where}: {said}, not answered by an upstream server of the app"
+                f" ({args.proof_header}: {proof!r}" + (f", expected one of {args.proof_in}" if args.proof_in else "") + ")"
+            )
+        where += f" via {proof}"
     if not 200 <= status < 300:
+        if "://" in address:
+            return False, f"unhealthy: {where}: {said}"
         return False, f"unhealthy: {address}: status {status} on {args.path}"
     if args.expect_release:
         release = release_of(headers, body, args.release_header)
-        if release != args.expect_release:
-            return False, f"unhealthy: {address}: release {release!r}, expected {args.expect_release!r}"
-    return True, f"healthy: {address}: status {status}" + (f", release {args.expect_release}" if args.expect_release else "")
+        # More than one: any of them (a load balancer's answer, while the fleet runs either).
+        expected = [r for r in args.expect_release.split(",") if r]
+        if release not in expected:
+            return False, f"unhealthy: {where}: release {release!r}, expected {args.expect_release!r}"
+        return True, f"healthy: {where}: status {status}, release {release}"
+    return True, f"healthy: {where}: status {status}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release-header", default="X-App-Release")
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--wait", type=float, default=0.0)
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--header-file", action="append", default=[])
+    parser.add_argument("--proof-header", default="")
+    parser.add_argument("--proof-in", action="append", default=[])
+    parser.add_argument("--redirect-to", default="")
     args = parser.parse_args(argv)
+    if not args.host.replace(".", "").replace("-", "").replace(":", "").isalnum():
+        parser.error(f"--host {args.host!r}: not a host name")
+    try:
+        args.extra = extra_headers(args.header_file)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
     deadline = time.monotonic() + args.wait
     results: dict[str, tuple[bool, str]] = {}
     pending = list(dict.fromkeys(args.address))
