@@ -51,7 +51,7 @@ def nginx_quote(value: Any, variable: str = "value", variables: bool = False) ->
 def nginx_arg(value: Any, variable: str = "value", variables: bool = False) -> str:
     """value as one nginx word: bare when it is a plain word, else quoted (nginx_quote)."""
     text = _text(value, variable, variables)
-    return text if BARE_RE.match(text) else nginx_quote(text, variable, variables)
+    return text if BARE_RE.fullmatch(text) else nginx_quote(text, variable, variables)
 
 
 def nginx_words(value: Any, variable: str = "value", variables: bool = False) -> str:
@@ -86,7 +86,7 @@ def _server_name(name: str) -> bool:
         host = name[1:]
     elif name.endswith(".*"):
         host = name[:-2]
-    return bool(HOST_RE.match(host))
+    return bool(HOST_RE.fullmatch(host))
 
 
 def nginx_server_names(names: Any, variable: str = "server_names") -> str:
@@ -110,7 +110,7 @@ def nginx_server_names(names: Any, variable: str = "server_names") -> str:
 def nginx_header_name(value: Any, variable: str = "header") -> str:
     """A header name, refused unless it is letters, digits, '-' and '_' (starting with one of the first two)."""
     text = one_line(value, variable, "an nginx file")
-    if not HEADER_RE.match(text):
+    if not HEADER_RE.fullmatch(text):
         refuse(variable, value, "is not a header name (letters, digits, '-' and '_')")
     return text
 

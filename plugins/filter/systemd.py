@@ -55,7 +55,7 @@ def systemd_words(values: Any, variable: str = "value") -> str:
     words = []
     for value in values or []:
         text = one_line(value, variable, "a systemd unit")
-        words.append(text if BARE_WORD_RE.match(text) else systemd_quote(text, variable))
+        words.append(text if BARE_WORD_RE.fullmatch(text) else systemd_quote(text, variable))
     return " ".join(words)
 
 
@@ -79,7 +79,7 @@ def systemd_directives(directives: Any, variable: str = "directives") -> list[st
     lines = []
     for name, value in sorted_items(directives):
         key = str(name)
-        if not DIRECTIVE_RE.match(key):
+        if not DIRECTIVE_RE.fullmatch(key):
             refuse(variable, name, "is not a systemd directive name (a capital letter, then letters and digits)")
         lines.append(f"{key}={_line(value, f'{variable}.{key}')}")
     return lines

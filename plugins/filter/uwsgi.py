@@ -37,7 +37,7 @@ def uwsgi_options(options: Any, variable: str = "options") -> list[str]:
     lines = []
     for name, value in sorted_items(options):
         key = str(name)
-        if not OPTION_RE.match(key):
+        if not OPTION_RE.fullmatch(key):
             refuse(variable, name, "is not a uWSGI option name (lower-case letters, digits and '-')")
         values = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else value
         for v in values:

@@ -49,7 +49,7 @@ def one_line(value: Any, variable: str, what: str = "") -> str:
 def env_name(name: Any, variable: str) -> str:
     """An environment variable name, refused unless it matches [A-Za-z_][A-Za-z0-9_]*."""
     text = str(name)
-    if not ENV_NAME_RE.match(text):
+    if not ENV_NAME_RE.fullmatch(text):
         refuse(variable, name, "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
     return text
 
@@ -57,7 +57,7 @@ def env_name(name: Any, variable: str) -> str:
 def matching(value: Any, variable: str, pattern: re.Pattern[str], what: str) -> str:
     """value as text, refused unless it matches pattern (what says what it must be)."""
     text = one_line(value, variable)
-    if not pattern.match(text):
+    if not pattern.fullmatch(text):
         refuse(variable, value, f"is not {what}")
     return text
 
