@@ -335,3 +335,20 @@ def test_config_word_and_line_accept_ordinary_values():
     assert F["config_word"]("/var/log/nginx") == "/var/log/nginx"
     assert F["config_word"]("2001:db8::/32") == "2001:db8::/32"
     assert F["config_line"]("tcp dport { 9100 } ip saddr 10.0.0.5 accept") == "tcp dport { 9100 } ip saddr 10.0.0.5 accept"
+
+
+@pytest.mark.parametrize("value", LITERALS, ids=repr)
+def test_nginx_single_quoted_strings_round_trip(value):
+    """log_format's string: single quotes, variables meant."""
+    word = F["nginx_quote"](value + " $status", "nginx_log_format", variables=True, quote="'")
+    assert word[0] == word[-1] == "'"
+    body, out, i = word[1:-1], [], 0
+    while i < len(body):
+        if body[i] == "\\":
+            out.append(body[i + 1])
+            i += 2
+        else:
+            assert body[i] != "'", word
+            out.append(body[i])
+            i += 1
+    assert "".join(out) == value + " $status"

@@ -6,7 +6,8 @@ nginx splits a directive into words at blanks, ends it at `;`, opens and closes 
 double-quoted string a backslash escapes the next character (\\ and \" are a backslash and a double
 quote); there is no escape for `$`. So:
 
-- nginx_quote writes a literal string in double quotes, with \\ and \" escaped. It refuses a `$`
+- nginx_quote writes a literal string in double quotes, with \\ and \" escaped (or in single
+  quotes, with \\ and \' escaped). It refuses a `$`
   (nginx would read a variable; the format has no way to write a literal one), unless the caller
   says the value is meant to hold variables (variables=true), and every control character.
 - nginx_arg writes a plain word as it is (a path, a name) and anything else as nginx_quote does.
@@ -42,10 +43,13 @@ def _text(value: Any, variable: str, variables: bool) -> str:
     return text
 
 
-def nginx_quote(value: Any, variable: str = "value", variables: bool = False) -> str:
-    """A double-quoted nginx string of value: \\ and \" escaped."""
+def nginx_quote(value: Any, variable: str = "value", variables: bool = False, quote: str = '"') -> str:
+    """A quoted nginx string of value: in double quotes (or single: quote="'"), the backslash and
+    that quote escaped."""
+    if quote not in ('"', "'"):
+        raise ValueError(f"nginx_quote: quote must be '\"' or \"'\", got {quote!r}")
     text = _text(value, variable, variables)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote + text.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
 
 
 def nginx_arg(value: Any, variable: str = "value", variables: bool = False) -> str:
