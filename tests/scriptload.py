@@ -18,3 +18,14 @@ def load_module(name: str, path: Path) -> ModuleType:
     finally:
         sys.dont_write_bytecode = dont_write
     return module
+
+
+def collection_filters() -> dict:
+    """Every filter of plugins/filter/ under its FQCN (wsgideploy.fleet.<name>), as Ansible's
+    template module finds them: for rendering the roles' templates with plain jinja2."""
+    root = Path(__file__).resolve().parent.parent / "plugins" / "filter"
+    filters = {}
+    for path in sorted(root.glob("*.py")):
+        module = load_module(f"wsgideploy_filter_{path.stem}", path)
+        filters.update({f"wsgideploy.fleet.{name}": f for name, f in module.FilterModule().filters().items()})
+    return filters

@@ -283,6 +283,7 @@ def test_unsupported_types_raise_type_error(value):
 def test_filter_module_maps_every_name():
     mapping = filters.FilterModule().filters()
     assert mapping == {"wsgi_instances": wsgi_instances, "python_literal": python_literal,
+                       "python_identifier": filters.python_identifier,
                        "wsgi_release_stack": filters.wsgi_release_stack,
                        "wsgi_rollback_release": filters.wsgi_rollback_release,
                        "wsgi_releases_to_keep": filters.wsgi_releases_to_keep,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import jinja2
-from scriptload import load_module
+from scriptload import collection_filters, load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 app_filters = load_module("wsgideploy_app_filters", ROOT / "plugins" / "filter" / "wsgi_app.py")
@@ -54,7 +54,7 @@ def test_units_follow_the_contract():
 def render(item: dict, **overrides) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["to_json"] = json.dumps
-    env.filters["wsgideploy.fleet.python_literal"] = app_filters.python_literal
+    env.filters.update(collection_filters())
     env.filters["regex_replace"] = lambda s, a, b: __import__("re").sub(a, b, s)
     values = {
         "ansible_managed": "managed", "wsgi_app_name": "blog", "wsgi_app_process_manager": "systemd",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from scriptload import load_module
+from scriptload import collection_filters, load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 sv = load_module("wsgideploy_supervisor_filters", ROOT / "plugins" / "filter" / "supervisor.py")
@@ -26,7 +26,7 @@ def test_program_file_runs_the_same_command_with_a_graceful_stop():
     instances = uwsgi_units([{"index": 0, "name": "blog-0", "runtime_dir": "blog-0", "listen": "/run/blog-0/app.sock"}],
                             {"BLOG_SETTINGS": "/srv/blog/shared/settings.py"})
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    env.filters.update({f"wsgideploy.fleet.{name}": f for name, f in sv.FilterModule().filters().items()})
+    env.filters.update(collection_filters())
     env.filters["regex_replace"] = lambda s, a, b: __import__("re").sub(a, b, s)
     text = (ROOT / "roles" / "supervisord_service" / "templates" / "programs.conf.j2").read_text()
     out = env.from_string(text).render(ansible_managed="managed", supervisord_service_group="blog",

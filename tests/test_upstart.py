@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
-from scriptload import load_module
+from scriptload import collection_filters, load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = ROOT / "roles" / "upstart_service"
@@ -125,10 +125,13 @@ def parse_unit(text: str) -> dict[str, list[str]]:
 
 
 def systemd_environment(values: list[str]) -> dict[str, str]:
+    """Environment= values as systemd reads them: one double-quoted word each, in which a backslash
+    escapes the next character and %% is a literal %."""
     env = {}
     for value in values:
         assert value.startswith('"') and value.endswith('"'), value
-        name, _, setting = value[1:-1].replace('\\"', '"').partition("=")
+        word = re.sub(r"\\(.)|%(.)", lambda m: m.group(1) if m.group(1) is not None else m.group(2), value[1:-1])
+        name, _, setting = word.partition("=")
         env[name] = setting
     return env
 
@@ -138,7 +141,7 @@ def systemd_environment(values: list[str]) -> dict[str, str]:
 def environment() -> jinja2.Environment:
     # As the template module renders (trim_blocks).
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
-    env.filters.update({f"wsgideploy.fleet.{name}": f for name, f in up.FilterModule().filters().items()})
+    env.filters.update(collection_filters())
     env.filters["regex_replace"] = lambda s, a, b: re.sub(a, b, s)
     env.filters["quote"] = lambda s: shlex.quote(str(s))
     env.filters["ternary"] = lambda value, yes, no: yes if value else no
@@ -207,7 +210,7 @@ def test_kill_signal_falls_back_to_the_stop_signal_then_term():
     assert one(job, "kill signal") == ["TERM"] and "reload signal" not in job
 
 
-VALUES = ["two words", 'say "hi"', "it's", "a\\b", "$HOME and `x` # not a comment", "tab\there", ' "\'mixed\' " ', ""]
+VALUES = ["two words", 'say "hi"', "it's", "a\\b", "$HOME and `x` # not a comment", "50% off", "x\\", ' "\'mixed\' " ', ""]
 
 
 @pytest.mark.parametrize("value", VALUES)
@@ -220,7 +223,7 @@ def test_environment_values_come_back_as_they_were(value):
         'env APP_INSTANCE="blog-0"', f"env V={up.upstart_quote(value)}"]  # sorted, one per variable
 
 
-@pytest.mark.parametrize("value", [v for v in VALUES if "\\" not in v])
+@pytest.mark.parametrize("value", VALUES)
 def test_environment_matches_systemd_with_spaces_and_quotes(value):
     item = uwsgi_units(INSTANCES, {"V": value, "W": "x y"})[1]
     job_env = dict(arg.split("=", 1) for [arg] in parse_job(render_job(item))["env"])

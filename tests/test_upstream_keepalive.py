@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from scriptload import collection_filters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def env() -> jinja2.Environment:
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     environment.filters["regex_replace"] = lambda value, pattern, repl="": re.sub(pattern, repl, value)
+    environment.filters.update(collection_filters())
     return environment
 
 

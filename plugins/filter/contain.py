@@ -175,7 +175,7 @@ def _relative_problem(path: Any, where: str) -> str | None:
     parts = path.split("/")
     if ".." in parts:
         return f"must stay inside {where} (no '..'): {_show(path)}"
-    if not HOST_PATH_CHARS.match(path):
+    if not HOST_PATH_CHARS.fullmatch(path):
         return f"may hold letters, digits and . _ @ + - / only (it is written into config files): {_show(path)}"
     if posixpath.normpath(path) in (".", ""):
         return f"must name a path inside {where}, not {where} itself: {_show(path)}"
@@ -192,7 +192,7 @@ def _absolute_problem(path: Any) -> str | None:
         return f"must be an absolute path: {_show(path)}"
     if any(part in (".", "..") for part in path.split("/")):
         return f"must be a plain absolute path (no '.' or '..'): {_show(path)}"
-    if not HOST_PATH_CHARS.match(path):
+    if not HOST_PATH_CHARS.fullmatch(path):
         return f"may hold letters, digits and . _ @ + - / only (it is written into config files): {_show(path)}"
     return None
 
@@ -330,7 +330,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
         if value is None:
             continue
         kind = "user" if name in USER_VARS else "group"
-        if not isinstance(value, str) or not ACCOUNT_RE.match(value):
+        if not isinstance(value, str) or not ACCOUNT_RE.fullmatch(value):
             bad(name, f"must be a {kind} name (a-z, 0-9, _ or -, starting with a letter or _, at most 32), "
                       f"got {_show(value)}")
         elif value in SYSTEM_ACCOUNTS or value == values.get("deploy_user_name") or value == values.get("nginx_user"):
@@ -348,11 +348,11 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
             elif user == "root":
                 bad(f"{name}[{n}].user", "is root: a hook runs as root only with `become_root: true` (and "
                                          "without `user`)")
-            elif not isinstance(user, str) or not ACCOUNT_RE.match(user) or user in SYSTEM_ACCOUNTS:
+            elif not isinstance(user, str) or not ACCOUNT_RE.fullmatch(user) or user in SYSTEM_ACCOUNTS:
                 bad(f"{name}[{n}].user", f"must be the app's user or another account made for the app, "
                                          f"got {_show(user)}")
             for key in (hook.get("environment") or {}):
-                if not ENV_NAME_RE.match(str(key)):
+                if not ENV_NAME_RE.fullmatch(str(key)):
                     bad(f"{name}[{n}].environment", f"has a name that is no environment variable name "
                                                     f"([A-Za-z_][A-Za-z0-9_]*): {_show(key)}")
     chown = values.get("uwsgi_chown_socket")
@@ -365,29 +365,29 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
     for name, (rule, what) in NAME_RULES.items():
         value = values.get(name)
         for n, item in enumerate(value if isinstance(value, (list, tuple)) else [value]):
-            if item is not None and not (isinstance(item, str) and rule.match(item)):
+            if item is not None and not (isinstance(item, str) and rule.fullmatch(item)):
                 where = f"{name}[{n}]" if isinstance(value, (list, tuple)) else name
                 bad(where, f"must be {what}, got {_show(item)}")
     for name in ENVIRONMENT_VARS:
         env = values.get(name)
         if isinstance(env, Mapping):
             for key, value in env.items():
-                if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+                if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
                     bad(name, f"has a name that is no environment variable name ([A-Za-z_][A-Za-z0-9_]*): {_show(key)}")
                 elif value is not None and not isinstance(value, (str, int, float, bool)):
                     bad(name, f"value of {key} must be a string or a number, got {_show(value)}")
     for name in HEADER_VARS:
         value = values.get(name)
-        if value not in (None, "") and not (isinstance(value, str) and HEADER_RE.match(value)):
+        if value not in (None, "") and not (isinstance(value, str) and HEADER_RE.fullmatch(value)):
             bad(name, f"must be an HTTP header name (letters, digits and -), got {_show(value)}")
     for name in HEADER_LISTS:
         for n, value in enumerate(values.get(name) or []):
-            if not (isinstance(value, str) and HEADER_RE.match(value)):
+            if not (isinstance(value, str) and HEADER_RE.fullmatch(value)):
                 bad(f"{name}[{n}]", f"must be an HTTP header name (letters, digits and -), got {_show(value)}")
     headers = values.get("lb_security_headers")
     if isinstance(headers, Mapping):
         for key, value in headers.items():
-            if not (isinstance(key, str) and HEADER_RE.match(key)):
+            if not (isinstance(key, str) and HEADER_RE.fullmatch(key)):
                 bad("lb_security_headers", f"key {_show(key)} is not an HTTP header name (letters, digits and -)")
             elif isinstance(value, str) and "$" in value:
                 bad("lb_security_headers", f"value of {key} has a $, which nginx reads as a variable: {_show(value)}")
@@ -400,7 +400,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
         value = values.get(name)
         if value in (None, ""):
             continue
-        if not (isinstance(value, str) and URL_PATH_RE.match(value)) or value.endswith("/") or "//" in value \
+        if not (isinstance(value, str) and URL_PATH_RE.fullmatch(value)) or value.endswith("/") or "//" in value \
                 or any(part in (".", "..") for part in value.split("/")):
             bad(name, f"must be empty or a URL path like /blog (no trailing slash, no '..', none of ; {{ }} $ "
                       f"quotes or spaces), got {_show(value)}")
@@ -408,7 +408,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
         value = values.get(name)
         if value is None:
             continue
-        if not (isinstance(value, str) and URL_PATH_RE.match(value)) or any(p == ".." for p in value.split("/")):
+        if not (isinstance(value, str) and URL_PATH_RE.fullmatch(value)) or any(p == ".." for p in value.split("/")):
             bad(name, f"must be a URL path starting with / (no '..', none of ; {{ }} $ quotes or spaces), "
                       f"got {_show(value)}")
 
@@ -426,7 +426,7 @@ def _server_name_ok(value: Any) -> bool:
         return True
     except ValueError:
         pass
-    return bool(HOSTNAME_RE.match(value)) and len(value) <= 253
+    return bool(HOSTNAME_RE.fullmatch(value)) and len(value) <= 253
 
 
 def _port_problems(values: Mapping[str, Any]) -> list[str]:

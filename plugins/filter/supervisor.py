@@ -1,7 +1,10 @@
 """supervisor_value, supervisor_environment: values for supervisord's ini files.
 
-supervisord expands %(name)s in most values, so a literal % is written %%; `environment` is a
-comma-separated list of KEY="value" pairs in which a double quote is escaped with a backslash.
+supervisord reads its files with Python's configparser: a value is one line (a control
+character is refused), a `;` after a blank starts a comment that cuts the value short (refused:
+the format has no escape for it), and %(name)s is expanded in most values, so a literal % is
+written %%. `environment` is a comma-separated list of KEY="value" pairs in which a backslash and
+a double quote are escaped with a backslash.
 """
 
 from __future__ import annotations
@@ -9,23 +12,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from ansible_collections.wsgideploy.fleet.plugins.plugin_utils.escape import (
+    env_name,
+    one_line,
+    refuse,
+)
+
+INLINE_COMMENT_RE = re.compile(r"\s;")
 
 
-def supervisor_value(value: Any) -> str:
-    text = str(value)
-    if "\n" in text:
-        raise ValueError(f"supervisord values are one line: {text!r}")
+def supervisor_value(value: Any, variable: str = "value") -> str:
+    text = one_line(value, variable, "a supervisord file")
+    if INLINE_COMMENT_RE.search(text):
+        refuse(variable, value, "has a ';' after a blank, which starts a comment in a supervisord file")
     return text.replace("%", "%%")
 
 
-def supervisor_environment(env: dict[str, Any]) -> str:
+def supervisor_environment(env: dict[str, Any], variable: str = "environment") -> str:
     pairs = []
     for key, value in sorted(env.items()):
-        if not KEY_RE.match(str(key)):
-            raise ValueError(f"environment variable name {key!r} cannot be written for supervisord")
-        escaped = supervisor_value(value).replace("\\", "\\\\").replace('"', '\\"')
-        pairs.append(f'{key}="{escaped}"')
+        name = env_name(key, variable)
+        escaped = supervisor_value(value, f"{variable}.{name}").replace("\\", "\\\\").replace('"', '\\"')
+        pairs.append(f'{name}="{escaped}"')
     return ",".join(pairs)
 
 

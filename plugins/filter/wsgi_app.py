@@ -4,6 +4,8 @@ wsgi_instances: the app server processes of one host, derived from the app defin
 server, the process manager, the app host's nginx and the load balancer agree on names and addresses.
 
 python_literal: a value rendered as a Python literal, for the app's Python settings file.
+python_identifier: a name assigned in such a file (settings, Gunicorn's config), refused unless it
+is a Python identifier that is not a keyword.
 
 wsgi_release_stack, wsgi_rollback_release, wsgi_releases_to_keep: the activation history of a
 host's releases (oldest first; each release that passed the health gate), what a rollback picks
@@ -15,6 +17,7 @@ or one per instance), from each host's inventory values.
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from typing import Any
@@ -50,7 +53,7 @@ def wsgi_instances(
     Each item: index, name (`<app>-<n>`), runtime_dir (under /run), listen (what the app server
     binds: a socket path or host:port), port (tcp only), and nginx (the address nginx proxies to).
     """
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValueError(f"wsgi_app_name {name!r}: use 1-31 of a-z, 0-9, '_' or '-', starting with a letter")
     count = _integer("wsgi_app_instances", count)
     base_port = _integer("wsgi_app_base_port", base_port)
@@ -97,6 +100,15 @@ def python_literal(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(python_literal(v) for v in value) + "]"
     raise TypeError(f"python_literal: cannot render {type(value).__name__} as a Python literal")
+
+
+def python_identifier(value: Any, variable: str = "name") -> str:
+    """value as it is, refused unless it is a Python identifier (and not a keyword): the name of
+    an assignment `name = <python_literal>`."""
+    text = str(value)
+    if not text.isidentifier() or keyword.iskeyword(text) or not text.isascii():
+        raise ValueError(f"{variable}: {value!r} is not a Python identifier (ASCII letters, digits and '_', not a keyword)")
+    return text
 
 
 def wsgi_release_stack(stack: list[str], release: str, rollback: bool = False) -> list[str]:
@@ -262,6 +274,7 @@ class FilterModule:
             "wsgi_server_units": wsgi_server_units,
             "wsgi_instances": wsgi_instances,
             "python_literal": python_literal,
+            "python_identifier": python_identifier,
             "wsgi_release_stack": wsgi_release_stack,
             "wsgi_rollback_release": wsgi_rollback_release,
             "wsgi_releases_to_keep": wsgi_releases_to_keep,
