@@ -58,7 +58,7 @@ lint: bootstrap
 	  ansible-lint --profile production
 
 unit: bootstrap
-	pytest -q -p no:cacheprovider app/tests tests guestbook/tests
+	pytest -q -p no:cacheprovider app/tests tests guestbook/tests djangosite/tests
 
 molecule: bootstrap
 	@scripts/run-scenarios.sh $(if $(MOLECULE_SERIAL),--serial) $(SCENARIOS)

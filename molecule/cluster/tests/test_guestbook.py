@@ -300,36 +300,132 @@ def test_a_firewall_change_that_shuts_out_the_lb_is_put_back(host):
     assert_fleet_unchanged(before, fleet_state(), out)
 
 
-# A second app on this fleet's hosts and lb: the example app (hello), from an inventory of its own.
-HELLO = "hello-on-gb.test"  # its host name at the lb (the client resolves it to the lb)
-HELLO_URL = f"https://{HELLO}/healthz"
+# A second app on this fleet's hosts and lb: a Django site (djangosite/) that knows nothing of the
+# collection either, from an inventory of its own.
+DJANGO = "django-on-gb.test"  # its host name at the lb (the client resolves it to the lb)
+DJANGO_URL = f"https://{DJANGO}"
+DJANGO_TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+ADMIN_CSS = "/static/admin/css/base.css"
+# Every hook leaves a line in shared/data/hooks.log: its phase, the action, the release, the user
+# it ran as, and whether it could write into the release.
+HOOK_LOG = ("bash -c 'echo \"$WSGIDEPLOY_PHASE $WSGIDEPLOY_ACTION $WSGIDEPLOY_RELEASE $(id -un)"
+            " $(test -w . && echo writable || echo read-only)\" >> \"$WSGIDEPLOY_SHARED/data/hooks.log\"'")
 
 
-def hello_inventory(tmp_path) -> str:
+def django_inventory(tmp_path) -> str:
     """This fleet's inventory for its second app: the same hosts (and their own variables: gb1's
-    firewall, gb2's Gunicorn under supervisord), hello's definition in place of the guestbook's;
-    at the lb a host name of its own, and not the default server (the guestbook keeps that)."""
+    firewall, gb2's Gunicorn under supervisord), the Django site's definition in place of the
+    guestbook's, as its README's recipe has it (settings module and the rest through the
+    environment, collectstatic a build hook, migrate after install); at the lb a host name of its
+    own, and not the default server (the guestbook keeps that)."""
     src = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    dst = tmp_path / "hello-inventory"
+    dst = tmp_path / "django-inventory"
     shutil.copytree(src, dst)
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    log = {"name": "Log the phase", "command": HOOK_LOG}
     definition = {
-        "wsgi_app_name": "hello",
-        "wsgi_app_src": f"{project}/app",
-        "wsgi_app_callable": "hello:create_app()",
+        "wsgi_app_name": "djangosite",
+        "wsgi_app_src": f"{project}/djangosite",
+        "wsgi_app_callable": "project.wsgi:application",
         "wsgi_app_instances": 2,
-        "wsgi_app_health_path": "/healthz",
-        "wsgi_app_proxy_hops": 2,
-        "app_shared_links": [{"path": "instance"}],
-        "app_hooks_after_install": [
-            {"name": "Create the visit counter database", "command": "flask --app 'hello:create_app()' init-db"}],
-        "app_settings": {"GREETING": "Hello beside the guestbook", "PROXY_FIX_X_FOR": 2, "PROXY_FIX_X_PROTO": 2},
+        "wsgi_app_release_header_visible": True,
+        # collectstatic's STATIC_ROOT, in the release: nginx serves it.
+        "wsgi_app_static_path": "staticfiles",
+        "wsgi_app_static_url": "/static/",
+        "wsgi_app_environment": {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_SECRET_KEY_FILE": "/srv/djangosite/shared/secret_key",
+            # Each host its own SQLite database (the lb keeps a client on one host, ip_hash).
+            "DJANGO_DATABASE_PATH": "/srv/djangosite/shared/data/db.sqlite3",
+            # Its name at the lb, the app hosts' own names, and localhost (the health gate's).
+            "DJANGO_ALLOWED_HOSTS": ",".join([DJANGO, *APPS, "localhost"]),
+            "DJANGO_CSRF_TRUSTED_ORIGINS": DJANGO_URL,
+            "DJANGO_TRUST_X_FORWARDED_PROTO": "1",
+        },
+        "app_hooks_build": [{"name": "Collect the static files", "command": "python manage.py collectstatic --noinput"},
+                            # A generated module nothing imports: only the release's precompile
+                            # (after the build) gives it bytecode.
+                            {"name": "Write the build's own module",
+                             "command": "bash -c 'echo \"RELEASE = \\\"$WSGIDEPLOY_RELEASE\\\"\" > project/build_info.py'"},
+                            log],
+        # Each host has its own database, so every host migrates (with a database server:
+        # run_once).
+        "app_hooks_after_install": [{"name": "Migrate the database", "command": "python manage.py migrate --noinput"},
+                                    log],
+        "app_hooks_before_switch": [log],
+        "app_hooks_after_switch": [log],
     }
     (dst / "group_vars" / "guestbook").write_text(yaml.safe_dump(definition))
     (dst / "group_vars" / "gb_lb").write_text(yaml.safe_dump(
-        {"lb_backend_group": "gb_app", "lb_method": "least_conn", "lb_server_names": [HELLO],
+        {"lb_backend_group": "gb_app", "lb_method": "ip_hash", "lb_server_names": [DJANGO],
          "lb_default_server": False}))
     return str(dst / os.path.basename(os.environ["MOLECULE_INVENTORY_FILE"]))
+
+
+def django_release() -> set[str]:
+    return {os.path.basename(scenario_host(n).check_output("readlink /srv/djangosite/current")) for n in APPS}
+
+
+def add_note(client, author: str, text: str) -> None:
+    """The form flow as a browser has it: GET / (a csrftoken cookie and the token in the form),
+    POST / with both, Origin and Referer; a redirect to /, and the note on the page."""
+    jar = "/tmp/dj-cookies"
+    client.run(f"rm -f {jar}")
+    status, _, page = head(client, DJANGO_URL + "/", "-c", jar, "-b", jar)
+    assert status == 200, page[:2000]
+    token = DJANGO_TOKEN_RE.search(page).group(1)
+    out = client.check_output(
+        "curl -sk -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' -c " + jar + " -b " + jar
+        + f" -H 'Origin: {DJANGO_URL}' -H 'Referer: {DJANGO_URL}/'"
+        + " --data-urlencode " + shlex.quote(f"author={author}") + " --data-urlencode " + shlex.quote(f"text={text}")
+        + " --data-urlencode " + shlex.quote(f"csrfmiddlewaretoken={token}") + " " + shlex.quote(DJANGO_URL + "/"))
+    assert out == f"302 {DJANGO_URL}/", out
+    _, _, page = head(client, DJANGO_URL + "/", "-b", jar)
+    assert f"<b>{author}</b>: {text}" in page, page[:2000]
+
+
+def assert_django_site(client, release: str) -> None:
+    """The Django site's release `release`, from outside: its form page through the lb, the admin's
+    login page and its stylesheet, served by nginx from the release's collected static files; the
+    release sealed after its build; every hook of it as the app user."""
+    status, headers, page = head(client, DJANGO_URL + "/")
+    assert status == 200 and DJANGO_TOKEN_RE.search(page), page[:2000]
+    assert headers.get("x-app-release") == release, headers
+    out = client.check_output(f"curl -sk -o /dev/null -w '%{{http_code}} %{{redirect_url}}' {DJANGO_URL}/admin/")
+    assert out == f"302 {DJANGO_URL}/admin/login/?next=/admin/", out
+    status, _, login = head(client, DJANGO_URL + "/admin/login/?next=/admin/")
+    assert status == 200 and f'href="{ADMIN_CSS}"' in login, login[:2000]
+    # The stylesheet is the release's collected file, sent by nginx: a static file's headers
+    # (ETag, Last-Modified), none of the app's (the release header the collection's entry point
+    # adds to every answer of the app).
+    status, headers, css = head(client, DJANGO_URL + ADMIN_CSS)
+    assert status == 200 and "etag" in headers and "last-modified" in headers, headers
+    assert "x-app-release" not in headers, headers
+    digest = client.check_output(f"curl -sk {DJANGO_URL}{ADMIN_CSS} | sha256sum")
+    root = f"/srv/djangosite/releases/{release}"
+    for name in APPS:
+        app = scenario_host(name)
+        assert app.check_output(f"sha256sum < {root}/staticfiles{ADMIN_CSS.removeprefix('/static')}") == digest, name
+        # Sealed: root's, nothing in it writable but by root (links aside: their mode means
+        # nothing), and the app user cannot write into it; the shared virtualenv is root's too.
+        loose = app.check_output(f"find -P {root} \\( ! -user root -o ! -group root -o \\( ! -type l -perm /022 \\) \\) -print")
+        assert loose == "", (name, loose)
+        assert app.run(f"runuser -u djangosite -- test -w {root}").rc != 0, name
+        assert app.run(f"runuser -u djangosite -- test -w {root}/staticfiles/admin").rc != 0, name
+        venv = app.check_output(f"readlink -f {root}/venv")
+        assert venv.startswith("/srv/djangosite/venvs/"), venv
+        assert app.check_output(f"find -P {venv} ! -user root -print -quit") == "", name
+        # Compiled after the build: the module the build wrote has its bytecode (root's, the find
+        # above says).
+        assert app.check_output(f"cat {root}/project/build_info.py") == f'RELEASE = "{release}"', name
+        assert app.run(f"ls {root}/project/__pycache__/build_info.*.pyc").rc == 0, name
+        # Every hook of this release ran as the app user: the build in a writable release, the
+        # others in the sealed one.
+        lines = [line.split() for line in app.check_output("cat /srv/djangosite/shared/data/hooks.log").splitlines()]
+        mine = [line for line in lines if line[2] == release]
+        assert {line[0] for line in mine} >= {"build", "after_install"}, (name, lines)
+        assert all(line[3] == "djangosite" for line in lines), (name, lines)
+        assert all(line[4] == ("writable" if line[0] == "build" else "read-only") for line in lines), (name, lines)
 
 
 def app_state(name: str, app: str) -> str:
@@ -348,38 +444,38 @@ def lb_app_state(app: str) -> str:
 
 
 def both_under_load(action) -> tuple[dict, dict, object]:
-    """The guestbook's front page and hello's health page, each under constant load through the
-    lb, while action() runs: (guestbook's load, hello's load, action's result)."""
-    def with_hello():
-        return load_during(action, "wsgideploy-cluster-client", HELLO_URL, 600, 10, until_done=True)
-    gb, (hello, result) = under_load(with_hello)
-    return gb, hello, result
+    """The guestbook's front page and the Django site's form page, each under constant load
+    through the lb, while action() runs: (guestbook's load, the Django site's load, action's
+    result)."""
+    def with_django():
+        return load_during(action, "wsgideploy-cluster-client", DJANGO_URL + "/", 600, 10, until_done=True)
+    gb, (django, result) = under_load(with_django)
+    return gb, django, result
 
 
 def test_a_second_app_on_the_same_hosts_and_lb(host, tmp_path):
-    """hello joins the guestbook's hosts and lb: its own user, releases, instances, sockets and
-    units; at the app hosts the root of the server the guestbook is mounted in (/guestbook), at
-    the lb a host name of its own. Its first deploy, a new release rolled under load and a rollback
-    leave the guestbook's processes, release and files as they were, and the guestbook's deploy
-    leaves hello's; no request of either fails."""
-    inventory = hello_inventory(tmp_path)
+    """A Django site joins the guestbook's hosts and lb: its own user, releases, instances,
+    sockets and units; at the app hosts the root of the server the guestbook is mounted in
+    (/guestbook), at the lb a host name of its own. Its releases are built by its own steps
+    (collectstatic as a build hook, migrate after install, every hook as its user), then sealed;
+    its admin's static files are served by nginx. Its first deploy, a new release rolled under
+    load and a rollback leave the guestbook's processes, release and files as they were, and the
+    guestbook's deploy leaves the Django site's; no request of either fails."""
+    inventory = django_inventory(tmp_path)
     lb_address = scenario_host(LB).check_output("hostname -I").split()[0]
     # /etc/hosts is Docker's bind mount (no sed -i): the line is appended once.
-    host.run_test(f"grep -qx '{lb_address} {HELLO}' /etc/hosts || echo '{lb_address} {HELLO}' >> /etc/hosts")
+    host.run_test(f"grep -qx '{lb_address} {DJANGO}' /etc/hosts || echo '{lb_address} {DJANGO}' >> /etc/hosts")
     figures = {}
 
     def untouched(app: str, action):
         before = {name: app_state(name, app) for name in APPS} | {LB: lb_app_state(app)}
-        gb, hello, out = both_under_load(action)
+        gb, django, out = both_under_load(action)
         after = {name: app_state(name, app) for name in APPS} | {LB: lb_app_state(app)}
         assert after == before, (app, before, after, str(out)[-3000:])
-        assert gb["failed"] == 0 and hello["failed"] == 0, (gb, hello)
-        return gb, hello
+        assert gb["failed"] == 0 and django["failed"] == 0, (gb, django)
+        return gb, django
 
-    def hello_release() -> set[str]:
-        return {os.path.basename(scenario_host(n).check_output("readlink /srv/hello/current")) for n in APPS}
-
-    # First deploy: the guestbook is read under load meanwhile (hello's load starts with it).
+    # First deploy: the guestbook is read under load meanwhile (the Django site's load starts with it).
     before = {name: app_state(name, "guestbook") for name in APPS} | {LB: lb_app_state("guestbook")}
     gb, _ = under_load(lambda: playbook("site.yml", *FLEET, inventory=inventory))
     assert gb["failed"] == 0, gb
@@ -387,59 +483,72 @@ def test_a_second_app_on_the_same_hosts_and_lb(host, tmp_path):
     figures["first_deploy_guestbook"] = {"total": gb["requests"], "failed": gb["failed"]}
     for name in APPS:
         server, manager = RUNS_UNDER[name]
-        assert_serves_under(scenario_host(name), "hello", 2, server, manager)
+        assert_serves_under(scenario_host(name), "djangosite", 2, server, manager)
         assert_serves_under(scenario_host(name), "guestbook", 2, server, manager)
     # One server block at the app hosts, two apps in it; two sites at the lb.
     gb1 = scenario_host(APPS[0])
-    assert gb1.check_output("ls /etc/nginx/wsgideploy-servers/default") == "guestbook.conf\nhello.conf"
+    assert gb1.check_output("ls /etc/nginx/wsgideploy-servers/default") == "djangosite.conf\nguestbook.conf"
     assert gb1.run("grep -l default_server /etc/nginx/conf.d/*.conf").stdout.split() == [
         "/etc/nginx/conf.d/wsgideploy-server-default.conf"]
-    status, _, body = head(host, HELLO_URL)
-    assert status == 200 and '"status":"ok"' in body.replace(" ", ""), body
+    first = django_release()
+    assert len(first) == 1, first
+    assert_django_site(host, *first)
+    add_note(host, "Ada", "Written on the first release")
     status, _, page = head(host, HTTPS + "/")
     assert status == 200 and "Guestbook" in page, page[:500]
 
-    # A new release of hello, rolled under load on both apps: the guestbook is not touched.
-    first = hello_release()
-    v2 = tmp_path / "hello-v2"
-    shutil.copytree(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "app"), v2,
-                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "instance", "tests"))
-    (v2 / "hello" / "VERSION-NOTE").write_text("v2\n")
-    gb, hello = untouched("guestbook", lambda: playbook("playbooks/deploy.yml", *FLEET, "-e", f"wsgi_app_src={v2}",
-                                                        inventory=inventory))
-    figures["hello_deploy"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
-                               "hello_total": hello["requests"], "hello_failed": hello["failed"]}
-    second = hello_release()
+    # A new release of the Django site (a template changed), rolled under load on both apps: the
+    # guestbook is not touched.
+    v2 = tmp_path / "djangosite-v2"
+    shutil.copytree(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "djangosite"), v2,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "staticfiles", "db.sqlite3", "tests"))
+    edit(v2 / "notes" / "templates" / "notes" / "index.html", "<h1>Notes</h1>", "<h1>Notes, v2</h1>")
+    gb, django = untouched("guestbook", lambda: playbook("playbooks/deploy.yml", *FLEET, "-e", f"wsgi_app_src={v2}",
+                                                         inventory=inventory))
+    figures["django_deploy"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+                                "django_total": django["requests"], "django_failed": django["failed"]}
+    second = django_release()
     assert len(second) == 1 and second != first, (first, second)
+    assert_django_site(host, *second)
+    # The data survived the release (the database in shared/).
+    status, _, page = head(host, DJANGO_URL + "/")
+    assert "<h1>Notes, v2</h1>" in page and "<b>Ada</b>: Written on the first release" in page, page[:2000]
 
-    gb, hello = untouched("guestbook", lambda: playbook("playbooks/rollback.yml", *FLEET, inventory=inventory))
-    figures["hello_rollback"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
-                                 "hello_total": hello["requests"], "hello_failed": hello["failed"]}
-    assert hello_release() == first
+    gb, django = untouched("guestbook", lambda: playbook("playbooks/rollback.yml", *FLEET, inventory=inventory))
+    figures["django_rollback"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+                                  "django_total": django["requests"], "django_failed": django["failed"]}
+    assert django_release() == first
+    assert_django_site(host, *first)
+    add_note(host, "Grace", "Written after the rollback")
+    # A second run of the Django site's definition changes nothing (its sealed release included).
+    assert all(c["changed"] == 0 for c in recap(playbook("site.yml", *FLEET, inventory=inventory)).values())
 
     # The other way round: a settings change of the guestbook rolls through its hosts (its instances
-    # reload) and hello is not touched.
+    # reload) and the Django site is not touched.
     settings = {"app_settings": {"SECRET_KEY": "guestbook-molecule-secret-key-not-for-production",
-                                 "GUESTBOOK_NOTE": "beside hello"}}
-    gb, hello = untouched("hello", lambda: playbook("site.yml", *FLEET, "-e", json.dumps(settings)))
+                                 "GUESTBOOK_NOTE": "beside the Django site"}}
+    gb, django = untouched("djangosite", lambda: playbook("site.yml", *FLEET, "-e", json.dumps(settings)))
     figures["guestbook_settings"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
-                                     "hello_total": hello["requests"], "hello_failed": hello["failed"]}
-    assert "beside hello" in scenario_host(APPS[0]).check_output("cat /srv/guestbook/shared/instance/config.py")
+                                     "django_total": django["requests"], "django_failed": django["failed"]}
+    assert "beside the Django site" in scenario_host(APPS[0]).check_output("cat /srv/guestbook/shared/instance/config.py")
     record_figure("two_apps", figures)
 
 
 def test_uninstall_removes_the_app_and_keeps_its_data(host):
     """Last: playbooks/uninstall.yml takes the app off its lb, then off its hosts (whichever app
     server and process manager runs it); shared/ stays until app_remove_shared; nginx goes on
-    serving on every host, and the other app on them (hello) too; a second run changes nothing."""
+    serving on every host, and the other app on them (the Django site) too; a second run changes
+    nothing."""
     out = playbook("playbooks/uninstall.yml", *FLEET)
     counts = recap(out)
     assert set(counts) == {LB, *APPS} and all(c["changed"] > 0 for c in counts.values()), counts
     lb = scenario_host(LB)
     assert lb.run(f"ls /etc/nginx/conf.d/guestbook-lb.conf /etc/nginx/wsgideploy/guestbook").rc != 0
     assert lb.service("nginx").is_running and lb.run("nginx -t -q").rc == 0
-    # The lb no longer serves it (nothing of the app answers on its HTTPS port).
-    assert head_code(host, f"{HTTPS}/") in (0, 404)
+    # The lb no longer serves it: nothing of the app answers on its HTTPS port (nginx's 404, or a
+    # 400 from the Django site, now the lb's only site there, which refuses the host name).
+    assert head_code(host, f"{HTTPS}/") in (0, 400, 404)
+    assert "Guestbook" not in head(host, f"{HTTPS}/")[2]
     for name in APPS:
         app = scenario_host(name)
         assert app.check_output("pgrep -u guestbook -c || true") == "0", name
@@ -448,11 +557,12 @@ def test_uninstall_removes_the_app_and_keeps_its_data(host):
                                 "/etc/systemd/system/guestbook* /etc/supervisor/conf.d/guestbook.conf "
                                 "/var/lib/wsgideploy/guestbook 2>/dev/null || true") == "", name
         assert app.service("nginx").is_running and app.run("nginx -t -q").rc == 0, name
-        # hello (test_a_second_app_on_the_same_hosts_and_lb) stays, alone in the server block.
-        assert app.check_output("ls /etc/nginx/wsgideploy-servers/default") == "hello.conf", name
-        assert app.check_output("pgrep -u hello -c || true") != "0", name
-    status, _, body = head(host, HELLO_URL)
-    assert status == 200 and '"status":"ok"' in body.replace(" ", ""), body
+        # The Django site (test_a_second_app_on_the_same_hosts_and_lb) stays, alone in the server block.
+        assert app.check_output("ls /etc/nginx/wsgideploy-servers/default") == "djangosite.conf", name
+        assert app.check_output("pgrep -u djangosite -c || true") != "0", name
+    status, _, page = head(host, DJANGO_URL + "/")
+    assert status == 200 and DJANGO_TOKEN_RE.search(page), page[:1000]
+    assert head(host, DJANGO_URL + ADMIN_CSS)[0] == 200
     assert all(c["changed"] == 0 for c in recap(playbook("playbooks/uninstall.yml", *FLEET)).values())
     playbook("playbooks/uninstall.yml", *FLEET, "-e", "app_remove_shared=true", "--limit", APPS[0])
     assert scenario_host(APPS[0]).run("test -e /srv/guestbook").rc != 0
