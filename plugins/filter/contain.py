@@ -134,26 +134,21 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 FREE_TEXT = ("app_settings",)
 # Names written into config files and unit names, each by its grammar (an inventory's group and
 # host names too: they reach nginx's upstreams and the firewall's sets).
+_APP_NAME = (re.compile(r"^[a-z][a-z0-9_-]{0,30}$"), "a-z, 0-9, _ or -, starting with a letter, at most 31")
+_ENV_NAME = (ENV_NAME_RE, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+_WORD = (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -")
+_ACCOUNT = (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)")
+_INVENTORY = (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory names (letters, digits, _ . or -)")
+_HOST = (re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "host names or addresses (letters, digits, _ . : [ ] or -)")
 NAME_RULES = {
-    "wsgi_app_name": (re.compile(r"^[a-z][a-z0-9_-]{0,30}$"), "a-z, 0-9, _ or -, starting with a letter, at most 31"),
-    "app_name": (re.compile(r"^[a-z][a-z0-9_-]{0,30}$"), "a-z, 0-9, _ or -, starting with a letter, at most 31"),
-    "wsgi_app_settings_envvar": (ENV_NAME_RE, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-    "app_settings_envvar": (ENV_NAME_RE, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-    "app_proxy_site_name": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
-    "app_proxy_server": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
-    "lb_site_name": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
-    "supervisord_service_group": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
-    "upstart_service_group": (re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, _ or -"),
+    **dict.fromkeys(("wsgi_app_name", "app_name"), _APP_NAME),
+    **dict.fromkeys(("wsgi_app_settings_envvar", "app_settings_envvar"), _ENV_NAME),
+    **dict.fromkeys(("app_proxy_site_name", "app_proxy_server", "lb_site_name", "supervisord_service_group",
+                     "upstart_service_group"), _WORD),
     "systemd_service_target": (re.compile(r"^[A-Za-z0-9_.@-]+$"), "a unit name (letters, digits, _ . @ or -)"),
-    "nginx_user": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
-    "app_proxy_nginx_user": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
-    "deploy_user_name": (ACCOUNT_RE, "an account name (a-z, 0-9, _ or -)"),
-    "lb_backend_group": (re.compile(r"^[A-Za-z0-9_.-]+$"), "an inventory group name (letters, digits, _ . or -)"),
-    "firewall_lbs": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
-    "lb_drained_hosts": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
-    "lb_backend_lbs": (re.compile(r"^[A-Za-z0-9_.-]+$"), "inventory host names (letters, digits, _ . or -)"),
-    "lb_backend_host": (re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "a host name or address"),
-    "app_pip_trusted_hosts": (re.compile(r"^[A-Za-z0-9_.:\[\]-]+$"), "host names (letters, digits, _ . : or -)"),
+    **dict.fromkeys(("nginx_user", "app_proxy_nginx_user", "deploy_user_name"), _ACCOUNT),
+    **dict.fromkeys(("lb_backend_group", "firewall_lbs", "lb_drained_hosts", "lb_backend_lbs"), _INVENTORY),
+    **dict.fromkeys(("lb_backend_host", "app_pip_trusted_hosts"), _HOST),
 }
 # Where the app role's paths lie when the inventory does not set its own names for them.
 DEFAULT_OF = {"app_root": "wsgi_app_root", "app_shared": "wsgi_app_shared"}
