@@ -53,6 +53,8 @@ def test_the_defaults_and_the_scenarios_values_pass():
     ({"wsgi_app_user": "deploy", "deploy_user_name": "deploy"}, ["wsgi_app_user", "deploy"]),
     ({"app_hooks_after_install": [{"name": "x", "command": "true", "user": "root"}]},
      ["app_hooks_after_install[0].user", "become_root"]),
+    ({"app_hooks_build": [{"name": "x", "command": "true", "user": "www-data"}]}, ["app_hooks_build[0].user", "www-data"]),
+    ({"app_hooks_build": [{"name": "x", "command": "true", "user": "backup2"}]}, ["app_hooks_build[0].user", "backup2"]),
     ({"wsgi_app_environment": {"X": "a\nExecStartPre=/usr/bin/touch /tmp/pwned"}}, ["wsgi_app_environment[X]", "control character"]),
     ({"wsgi_app_environment": {"BAD NAME": "x"}}, ["wsgi_app_environment", "BAD NAME"]),
     ({"wsgi_app_environment": {"X": "trailing\\"}}, []),  # escaped by the unit's filter, not refused
@@ -85,6 +87,12 @@ def test_refused_naming_the_variable(changes, words):
     assert found, f"{changes} was not refused"
     for word in words:
         assert word in found, found
+
+
+def test_a_hook_may_name_the_app_user_or_root_with_become_root():
+    assert check(app_hooks_build=[{"name": "x", "command": "true", "user": "hello"}]) == []
+    assert check(app_hooks_build=[{"name": "x", "command": "true", "user": "root", "become_root": True}]) == []
+    assert check(app_hooks_build=[{"name": "x", "command": "true", "become_root": True}]) == []
 
 
 def test_controller_paths_may_be_relative_and_climb():

@@ -343,9 +343,9 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
             elif user == "root":
                 bad(f"{name}[{n}].user", "is root: a hook runs as root only with `become_root: true` (and "
                                          "without `user`)")
-            elif not isinstance(user, str) or not ACCOUNT_RE.fullmatch(user) or user in SYSTEM_ACCOUNTS:
-                bad(f"{name}[{n}].user", f"must be the app's user or another account made for the app, "
-                                         f"got {_show(user)}")
+            elif user != values.get("app_user", values.get("wsgi_app_user")):
+                bad(f"{name}[{n}].user", f"must be the app's user (the default; the only account the collection "
+                                         f"makes for it) or, with `become_root: true`, root; got {_show(user)}")
             for key in (hook.get("environment") or {}):
                 if not ENV_NAME_RE.fullmatch(str(key)):
                     bad(f"{name}[{n}].environment", f"has a name that is no environment variable name "
