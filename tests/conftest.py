@@ -105,6 +105,13 @@ class AnsibleRunner:
         )
 
 
+@pytest.fixture(scope="session")
+def ansible_runner_class() -> type[AnsibleRunner]:
+    """The runner itself, for a session fixture that makes its own (the name `conftest` is not
+    importable where other test directories have one too)."""
+    return AnsibleRunner
+
+
 @pytest.fixture
 def ansible(tmp_path: Path) -> AnsibleRunner:
     """`ansible("ansible-playbook", *args)`: a CompletedProcess; see AnsibleRunner."""

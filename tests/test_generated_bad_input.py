@@ -687,11 +687,11 @@ RUN_ONCE_ROUNDS = 3
 
 
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory, terminal_summary) -> Suite:
-    return run_suite(tmp_path_factory.mktemp("generated-bad-input"), terminal_summary)
+def suite(tmp_path_factory, terminal_summary, ansible_runner_class) -> Suite:
+    return run_suite(tmp_path_factory.mktemp("generated-bad-input"), terminal_summary, ansible_runner_class)
 
 
-def run_suite(tmp: Path, summary: list[str]) -> Suite:
+def run_suite(tmp: Path, summary: list[str], runner_class) -> Suite:
     """Every case's verdict, in rounds of two runs side by side.
 
     Shared hosts: round 1 packs the cases (pack). A case confirmed there is refused; one on a host
@@ -703,9 +703,7 @@ def run_suite(tmp: Path, summary: list[str]) -> Suite:
     host's values, names each bad one with its value, and its failure ends the play for every host.
     A case it did not name, on a host that did not fail by itself, was cut short: it goes on to the
     next round, without the cases that check named."""
-    from conftest import AnsibleRunner
-
-    runner = AnsibleRunner(tmp / "ansible")
+    runner = runner_class(tmp / "ansible")
     start = time.monotonic()
     shared = [case for case in CASES if case.option not in RUN_ONCE_OPTIONS]
     own = [case for case in CASES if case.option in RUN_ONCE_OPTIONS]

@@ -235,12 +235,13 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
         problems.append(f"{name} {text}")
 
     # Control characters: no string that reaches a file may hold one (a newline adds a line).
-    seen: set[str] = set()  # a value the derived variables repeat is reported once, by its source
-    for name in sorted(values, key=lambda name: (name in ("wsgi_app_server_environment", "wsgi_app_instance_list"), name)):
+    derived = ("wsgi_app_server_environment", "wsgi_app_instance_list")
+    seen: set[str] = set()  # a value a derived variable repeats is reported once, under its source
+    for name in sorted(values, key=lambda name: (name in derived, name)):
         if name in FREE_TEXT or name in CONTROLLER_PATHS:
             continue
         for where, text in _strings(values[name], name):
-            if CONTROL_RE.search(text) and text not in seen:
+            if CONTROL_RE.search(text) and not (name in derived and text in seen):
                 seen.add(text)
                 problems.append(f"{where} has a control character (newline, tab, NUL...), which would end its line "
                                 f"in the file it is written to: {_show(text)}")
