@@ -17,11 +17,14 @@ collection refuses").
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
+
+# One grammar for each: what the input check refuses here, the templates' filters refuse too.
+from ansible_collections.wsgideploy.fleet.plugins.filter.nginx import server_name_ok
+from ansible_collections.wsgideploy.fleet.plugins.plugin_utils.escape import ENV_NAME_RE, control_character
 
 # --- Paths -------------------------------------------------------------------------------------
 
@@ -103,7 +106,6 @@ SYSTEM_ACCOUNTS = frozenset(
 
 # --- Names -------------------------------------------------------------------------------------
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENVIRONMENT_VARS = ("wsgi_app_environment", "app_environment")
 HOOK_LISTS = ("app_hooks_build", "app_hooks_after_install", "app_hooks_before_switch", "app_hooks_after_switch")
 # An HTTP header name as nginx writes it (add_header, *_hide_header): letters, digits and -.
@@ -111,11 +113,9 @@ HEADER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 HEADER_VARS = ("wsgi_app_release_header", "rollout_gate_release_header")
 HEADER_LISTS = ("lb_hidden_headers", "app_proxy_hidden_headers", "wsgi_app_hidden_headers")
 # server_name: host names (RFC 1123 labels), a leading `*.` or `.` wildcard or a trailing `.*`, an
-# IP address, `_` (no name), `localhost`. No regular expressions, nothing nginx would read as
-# syntax (`;`, spaces, braces, quotes, `$`).
+# IP address, `_` (no name), `localhost` (the nginx filters' server_name_ok). No regular
+# expressions, nothing nginx would read as syntax (`;`, spaces, braces, quotes, `$`).
 SERVER_NAME_LISTS = ("lb_server_names", "app_proxy_server_names")
-LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME_RE = re.compile(rf"^(\*\.|\.)?{LABEL}(\.{LABEL})*(\.\*)?\.?$")
 # URL paths nginx matches in a location: an absolute path of URL characters, no `..` segment, none
 # of nginx's syntax (`;`, `{`, `}`, quotes, `$`, spaces).
 URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!&()*+,=:@%/-]*$")
@@ -128,7 +128,6 @@ URL_PATHS = ("wsgi_app_static_url", "wsgi_app_health_path", "app_proxy_static_ur
 # Where the app's instances may not listen: below 1024 (they run unprivileged, and nginx, the lb
 # and sshd live there), and on the ports these variables give to nginx, the lb or sshd.
 OTHER_PORTS = ("lb_http_port", "lb_https_port", "firewall_ssh_port")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Strings that may hold any text: they are escaped for their file (python_literal), not refused.
 FREE_TEXT = ("app_settings",)
@@ -154,6 +153,11 @@ NAME_RULES = {
 DEFAULT_OF = {"app_root": "wsgi_app_root", "app_shared": "wsgi_app_shared"}
 
 
+def _has_control(text: str) -> bool:
+    """A control character (C0, DEL, C1) or line separator: it would end or change a line."""
+    return control_character(text) is not None
+
+
 def _show(value: Any) -> str:
     text = repr(value if not isinstance(value, str) else str(value))
     return text if len(text) <= 80 else text[:77] + "..."
@@ -163,7 +167,7 @@ def _relative_problem(path: Any, where: str) -> str | None:
     """Why `path` is not a relative path that stays inside `where` (None: it is)."""
     if not isinstance(path, str):
         return f"must be a relative path inside {where}, got {_show(path)}"
-    if CONTROL_RE.search(path):
+    if _has_control(path):
         return f"has a control character: {_show(path)}"
     if path.startswith("/"):
         return f"must be relative to {where}, not absolute: {_show(path)}"
@@ -181,7 +185,7 @@ def _absolute_problem(path: Any) -> str | None:
     """Why `path` is not a plain absolute path on a host (None: it is)."""
     if not isinstance(path, str):
         return f"must be an absolute path, got {_show(path)}"
-    if CONTROL_RE.search(path):
+    if _has_control(path):
         return f"has a control character: {_show(path)}"
     if not path.startswith("/"):
         return f"must be an absolute path: {_show(path)}"
@@ -241,17 +245,17 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
         if name in FREE_TEXT or name in CONTROLLER_PATHS:
             continue
         for where, text in _strings(values[name], name):
-            if CONTROL_RE.search(text) and not (name in derived and text in seen):
+            if _has_control(text) and not (name in derived and text in seen):
                 seen.add(text)
                 problems.append(f"{where} has a control character (newline, tab, NUL...), which would end its line "
                                 f"in the file it is written to: {_show(text)}")
                 break
     for name in CONTROLLER_PATHS:
-        if isinstance(values.get(name), str) and CONTROL_RE.search(values[name]):
+        if isinstance(values.get(name), str) and _has_control(values[name]):
             bad(name, f"has a control character: {_show(values[name])}")
     for name in FREE_TEXT:
         for where, text in _strings(values.get(name), name):
-            if where.endswith(" key") and CONTROL_RE.search(text):
+            if where.endswith(" key") and _has_control(text):
                 problems.append(f"{where} has a control character: {_show(text)}")
     if problems:
         # The other rules would only repeat these values.
@@ -415,16 +419,7 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
 
 
 def _server_name_ok(value: Any) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    if value in ("_", "localhost"):
-        return True
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-        return True
-    except ValueError:
-        pass
-    return bool(HOSTNAME_RE.fullmatch(value)) and len(value) <= 253
+    return isinstance(value, str) and bool(value) and control_character(value) is None and server_name_ok(value)
 
 
 def _port_problems(values: Mapping[str, Any]) -> list[str]:

@@ -68,7 +68,8 @@ def nginx_words(value: Any, variable: str = "value", variables: bool = False) ->
     return text
 
 
-def _server_name(name: str) -> bool:
+def server_name_ok(name: str) -> bool:
+    """Whether name may stand in a server_name (the input check, plugins/filter/contain.py, asks too)."""
     if name in ("_", "localhost"):
         return True
     if name.startswith("[") and name.endswith("]"):
@@ -102,7 +103,7 @@ def nginx_server_names(names: Any, variable: str = "server_names") -> str:
         text = one_line(name, variable, "an nginx file")
         if text.startswith("~"):
             refuse(variable, name, "is a regular expression: give host names (RFC 1123), wildcards or IP addresses")
-        if not _server_name(text):
+        if not server_name_ok(text):
             refuse(variable, name, "is not a server name: a host name (RFC 1123, non-ASCII as xn--), '*.example.com', "
                                    "'.example.com', 'www.example.*', '_', 'localhost' or an IP address")
         checked.append(text)
