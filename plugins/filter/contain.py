@@ -45,7 +45,7 @@ HOST_PATHS = (
     "lb_tls_dir", "lb_backend_dir", "app_proxy_locations_dir", "deploy_user_shell",
     "wsgi_app_current", "wsgi_app_shared", "wsgi_app_settings_file", "app_current", "app_shared",
     "app_releases_dir", "app_venvs_dir", "app_history_file", "app_pip_cert_path", "app_secret_key_file",
-    "app_settings_file", "app_settings_staged", "app_proxy_static_root", "nginx_conf_d",
+    "app_settings_file", "app_settings_staged", "app_proxy_static_root", "nginx_conf_d", "lb_failed_log",
 )
 # Lists of absolute paths on the hosts.
 HOST_PATH_LISTS = (
