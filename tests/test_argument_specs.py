@@ -35,14 +35,16 @@ APP_DEFINITION = "The app definition, for the whole play"
 
 # Before it, the play takes site.yml's check if that ran (tests/ run app.yml alone: it did not).
 SITE_CHECK = ("Take site.yml's check, once", "End here when the run applies none of the app hosts' concerns",
+              "Note a host that check found as the last successful run left it (the run's summary)",
               "End here for a host that check found as the last successful run left it",
+              "Note an lb that check found current (the run's summary)",
               "End here for an lb that check found current, when no app host has switched since")
 
 
 def prelude(task: str) -> bool:
     return task in (APP_DEFINITION, *SITE_CHECK) or task.startswith("wsgi_app : ")
 # What the play validates, in order (playbooks/app.yml with the default server and process manager).
-VALIDATED_ROLES = ["wsgi_app", "base", "firewall", "app", "uwsgi", "systemd_service", "nginx", "app_proxy"]
+VALIDATED_ROLES = ["wsgi_app", "base", "firewall", "app", "uwsgi", "systemd_service", "nginx", "app_proxy", "fleet_run"]
 
 HEADER_RE = re.compile(r"^TASK \[(?P<task>.*)\] \**\s*$")
 # `fatal: [host]: FAILED! =>` for a task, `failed: [host] (item=x) =>` for an item of a loop.
@@ -360,7 +362,7 @@ def lb_play(ansible, tmp_path, project_root):
 def test_lb_play_validates_its_roles_and_bounds(lb_play):
     good = lb_play()
     ok_items = [m["item"] for line in good.main_sections[0][1] if (m := OK_ITEM_RE.match(line))]
-    assert ok_items == ["wsgi_app", "nginx", "lb"], good
+    assert ok_items == ["wsgi_app", "nginx", "lb", "fleet_run"], good
     # The lb role's defaults (loaded with the play) pass the bounds; the first module task stops it.
     assert good.tasks[: 1 + len(INPUT_TASKS)] == [VALIDATION_TASK, *INPUT_TASKS], good
     assert good.failures()[0][0] not in (VALIDATION_TASK, *INPUT_TASKS), good

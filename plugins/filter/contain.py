@@ -46,6 +46,7 @@ HOST_PATHS = (
     "wsgi_app_current", "wsgi_app_shared", "wsgi_app_settings_file", "app_current", "app_shared",
     "app_releases_dir", "app_venvs_dir", "app_history_file", "app_pip_cert_path", "app_secret_key_file",
     "app_settings_file", "app_settings_staged", "app_proxy_static_root", "nginx_conf_d", "lb_failed_log",
+    "fleet_run_dir", "fleet_run_lock", "fleet_run_ledger", "fleet_run_failed_log",
 )
 # Lists of absolute paths on the hosts.
 HOST_PATH_LISTS = (
@@ -65,6 +66,8 @@ INSIDE = {
     "app_settings_staged": "app_root",
     "app_secret_key_file": "app_shared",
     "app_proxy_static_root": "wsgi_app_root",
+    "fleet_run_lock": "fleet_run_dir",
+    "fleet_run_ledger": "fleet_run_dir",
 }
 # The settings file: in the app root (shared/, usually), or in a directory of its own under /etc.
 SETTINGS_FILES = {"wsgi_app_settings_file": "wsgi_app_root", "app_settings_file": "app_root"}
@@ -146,11 +149,15 @@ NAME_RULES = {
                      "upstart_service_group"), _WORD),
     "systemd_service_target": (re.compile(r"^[A-Za-z0-9_.@-]+$"), "a unit name (letters, digits, _ . @ or -)"),
     **dict.fromkeys(("nginx_user", "app_proxy_nginx_user", "deploy_user_name"), _ACCOUNT),
-    **dict.fromkeys(("lb_backend_group", "firewall_lbs", "lb_drained_hosts", "lb_backend_lbs"), _INVENTORY),
+    **dict.fromkeys(("lb_backend_group", "firewall_lbs", "lb_drained_hosts", "lb_backend_lbs", "fleet_run_groups",
+                     "fleet_run_app_group", "fleet_run_lb_group", "fleet_run_host"), _INVENTORY),
     **dict.fromkeys(("lb_backend_host", "app_pip_trusted_hosts"), _HOST),
 }
 # Where the app role's paths lie when the inventory does not set its own names for them.
 DEFAULT_OF = {"app_root": "wsgi_app_root", "app_shared": "wsgi_app_shared"}
+# Directories whose default the roles derive from the app's name (their defaults/main.yml), for
+# an inventory that sets a path inside them but not them.
+DERIVED_DEFAULTS = {"fleet_run_dir": lambda values: f"/var/lib/wsgideploy-fleet/{values.get('wsgi_app_name', 'app')}"}
 
 
 def _has_control(text: str) -> bool:
@@ -312,6 +319,8 @@ def contain_problems(values: Mapping[str, Any], options: Mapping[str, Any] | Non
                       f"directly under /): {_show(root)}")
     for name, root_name in INSIDE.items():
         path, root = values.get(name), values.get(root_name, values.get(DEFAULT_OF.get(root_name, "")))
+        if root is None and root_name in DERIVED_DEFAULTS:
+            root = DERIVED_DEFAULTS[root_name](values)
         if path in (None, "") or root is None:
             continue
         if not _inside(path, root):
