@@ -43,6 +43,46 @@ def run_playbook(path: str, *args: str, timeout: int = 900, inventory: str | Non
     return res.returncode, res.stdout + res.stderr
 
 
+def start_playbook(path: str, *args: str, inventory: str | None = None) -> subprocess.Popen:
+    """Start a playbook in the background (as run_playbook would run it); finish() collects it."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    cmd = ["ansible-playbook", "-i", inventory or os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(project, path), *args]
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen, timeout: int = 900) -> tuple[int, str]:
+    """(exit code, output) of a playbook start_playbook started."""
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+FLEET_DIR = "/var/lib/wsgideploy-fleet"
+
+
+def lock_holder(host: str, app: str) -> dict:
+    """The holder of an app's deploy lock on its lock host ({} when free)."""
+    res = scenario_host(host).run(f"cat {FLEET_DIR}/{app}/lock/holder.json")
+    return json.loads(res.stdout) if res.rc == 0 and res.stdout.strip() else {}
+
+
+def wait_for_lock(host: str, app: str, timeout: int = 300, not_run: str = "") -> dict:
+    """Wait until a run (other than `not_run`) holds the app's lock; its holder."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holder = lock_holder(host, app)
+        if holder and holder.get("run") != not_run:
+            return holder
+        time.sleep(0.5)
+    raise AssertionError(f"no run took the lock of {app} on {host} within {timeout} s")
+
+
+def ledger(host: str, app: str) -> list[dict]:
+    """The app's ledger on a host (its lock host: every run; an app host: its own lines)."""
+    res = scenario_host(host).run(f"cat {FLEET_DIR}/{app}/ledger.jsonl")
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()] if res.rc == 0 else []
+
+
 def playbook(path: str, *args: str, timeout: int = 900, inventory: str | None = None) -> str:
     """Run a playbook that must succeed; its output."""
     rc, out = run_playbook(path, *args, timeout=timeout, inventory=inventory)

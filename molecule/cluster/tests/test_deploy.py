@@ -14,8 +14,9 @@ import shutil
 import time
 
 import pytest
-from wsgideploy_testlib import (assert_fleet_unchanged, load_during, playbook, record_figure, run_playbook,
-                                scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_fleet_unchanged, finish, ledger, load_during, lock_holder, playbook, recap,
+                                record_figure, run_playbook, scenario_host, start_playbook, wait_for_lock,
+                                fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -79,24 +80,67 @@ def v2_source(tmp_path_factory):
     return app_copy(tmp_path_factory.mktemp("v2"), "app", change)
 
 
-def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source):
+@pytest.fixture(scope="module")
+def v3_source(tmp_path_factory):
+    def change(d):
+        with open(d / "hello" / "static" / "style.css", "a") as fh:
+            fh.write("\n/* release 3 */\n")
+    return app_copy(tmp_path_factory.mktemp("v3"), "app", change)
+
+
+def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source, v3_source, tmp_path):
+    """The rolling deploy of v2, and a deploy of v3 started while it runs: the app's lock (on the
+    lb) refuses v3 at once, naming the holder, and it changes nothing. The v2 run ends with its
+    summary, the same as JSON in the report file, and its lines in the ledger."""
+    report = tmp_path / "report.json"
+
     def deploy():
         start = time.monotonic()
-        out = playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}")
-        return time.monotonic() - start, out
+        first = start_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}", "-e", f"deploy_report={report}",
+                               "-e", "deploy_message=rolling v2")
+        holder = wait_for_lock(LB, "hello")
+        second_start = time.monotonic()
+        second = run_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v3_source}")
+        second_seconds = time.monotonic() - second_start
+        rc, out = finish(first)
+        return time.monotonic() - start, (rc, out), holder, second, second_seconds
 
-    load, (seconds, out) = under_load(deploy)
+    load, (seconds, (rc, out), holder, (second_rc, second_out), second_seconds) = under_load(deploy)
     record_figure("rolling_deploy", {"deploy_seconds": round(seconds), "load_total": load["requests"],
-                                     "load_failed": load["failed"], "load_seconds": load["duration_s"]})
+                                     "load_failed": load["failed"], "load_seconds": load["duration_s"],
+                                     "refused_run_seconds": round(second_seconds)})
+    assert rc == 0, out[-6000:]
     # The load covered the whole run, at its rate (10/s).
     assert load["duration_s"] >= seconds and load["requests"] >= load["duration_s"] * 10 * 0.9, load
     assert load["failed"] == 0, load
+    # The second run was refused at once by the first one's lock, naming it, and changed nothing.
+    assert holder["playbook"] == "deploy.yml" and holder["message"] == "rolling v2", holder
+    assert second_rc != 0, second_out[-3000:]
+    refusal = re.sub(r"\s+", " ", second_out)
+    assert f"is held by {holder['owner']} (deploy.yml, release {holder['release']}" in refusal, second_out[-3000:]
+    assert " ago: \"rolling v2\"" in refusal and "has changed nothing" in refusal, second_out[-3000:]
+    assert all(c["changed"] == 0 for c in recap(second_out).values()), second_out[-3000:]
+    assert "TASK [app : " not in second_out.split("Take the lock on")[-1], second_out[-3000:]
+    assert lock_holder(LB, "hello") == {}
     # A new release alone: every host redid only the release (no base, no app server config).
     assert out.count("a new release (all else is as the last run left it)") == len(APPS), out[-3000:]
     assert "TASK [base : " not in out and "TASK [uwsgi : " not in out and "TASK [gunicorn : " not in out, out[-3000:]
     new = releases_seen(host)
     assert set(new) == set(APPS), new
     assert len(set(new.values())) == 1 and first_release not in new.values(), new
+    # The summary, as Ansible printed it and as JSON, and the ledger say what moved.
+    assert f"release {holder['release']} - OK in" in out, out[-3000:]
+    assert "requests the lbs answered as failed (5xx) for the app during the run: 0" in out, out[-3000:]
+    doc = json.loads(report.read_text())
+    assert doc["result"] == "ok" and doc["playbook"] == "deploy.yml" and doc["release"] == holder["release"], doc
+    assert {h["host"]: h["to"] for h in doc["hosts"]} == new and doc["failed_requests"] == 0, doc
+    assert all(h["result"] == "switched" and h["from"] == first_release and h["gate"] == "passed"
+               and float(h["gate_s"]) >= 0 for h in doc["hosts"]), doc
+    runs = [e for e in ledger(LB, "hello") if e["kind"] == "run"]
+    assert runs[-1]["run"] == doc["run"] and runs[-1]["message"] == "rolling v2", runs[-1]
+    assert [e["to"] for e in ledger(LB, "hello") if e["kind"] == "host" and e["run"] == doc["run"]] == [new[a] for a in APPS]
+    for name in APPS:  # each host keeps its own line
+        assert [e["host"] for e in ledger(name, "hello") if e.get("run") == doc["run"]] == [name]
     # Code-only change: both releases share one virtualenv on every host (nothing reinstalled).
     for name, rel in new.items():
         app = scenario_host(name)
@@ -274,3 +318,7 @@ def test_status_reports_release_and_health(host, first_release):
     assert out.count(f"active release: {first_release}") == len(APPS), out[-3000:]
     assert out.count(f"release {first_release}") >= 2 * len(APPS)  # each instance healthy on it
     assert "unhealthy" not in out
+    # The lock, free, and the last run the ledger recorded: the rollback (its summary).
+    assert f"deploy lock of hello (on {LB}): free" in out, out[-3000:]
+    last = re.search(r"last run:.*?'?run (\S+): (\S+) by", out, re.S)
+    assert last and last.group(2) == "rollback.yml", out[-3000:]

@@ -20,8 +20,9 @@ import time
 
 import pytest
 import yaml
-from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, converge, load_during,
-                                recap, playbook, record_figure, run_playbook, scenario_host, fleet_state as shared_fleet_state)
+from wsgideploy_testlib import (assert_check_diff_clean, assert_fleet_unchanged, assert_serves_under, converge, finish,
+                                ledger, load_during, lock_holder, recap, playbook, record_figure, run_playbook,
+                                scenario_host, start_playbook, wait_for_lock, fleet_state as shared_fleet_state)
 
 testinfra_hosts = ["ansible://wsgideploy-cluster-client"]
 
@@ -203,26 +204,88 @@ def v2_source(tmp_path_factory):
     return guestbook_copy(tmp_path_factory.mktemp("gb-v2"), "guestbook", change)
 
 
-def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_release, v2_source):
+@pytest.fixture(scope="module")
+def v3_source(tmp_path_factory, v2_source):
+    def change(d):
+        with open(d / "guestbook" / "static" / "style.css", "a") as fh:
+            fh.write("\n/* 1.1.0, second build */\n")
+    dest = tmp_path_factory.mktemp("gb-v3") / "guestbook"
+    shutil.copytree(v2_source, dest)
+    change(dest)
+    return str(dest)
+
+
+def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_release, v2_source, v3_source, tmp_path):
     """deploy.yml, install mode `package`: pip builds the app with its flit backend in an isolated
     build environment, which reaches the package index with the CA bundle only through pip's
-    environment (Debian 12 and 13)."""
+    environment (Debian 12 and 13).
+
+    Under the same load, the lock: a deploy whose controller is killed (SIGKILL) while it prepares
+    leaves the app's lock; the next deploy is refused, naming it and its age; a deploy that takes
+    it over (deploy_lock_steal) converges the fleet on v2, the steal recorded; a deploy of v3
+    started meanwhile with deploy_lock_wait waits, then runs: the fleet ends on v3."""
     jar = "/tmp/gb-cookies-deploy"
     host.run(f"rm -f {jar}")
     entry = sign(host, HTTPS, jar, "Grace", "Written before the deploy")
+    package = ("-e", "wsgi_app_install_mode=package")
+    reports = {name: tmp_path / f"{name}.json" for name in ("steal", "wait")}
+    figures = {}
 
     def deploy():
         start = time.monotonic()
-        playbook("playbooks/deploy.yml", *FLEET, "-e", f"wsgi_app_src={v2_source}", "-e", "wsgi_app_install_mode=package")
-        return time.monotonic() - start
+        killed = start_playbook("playbooks/deploy.yml", *FLEET, *package, "-e", f"wsgi_app_src={v2_source}",
+                                "-e", "deploy_message=killed mid-run")
+        dead = wait_for_lock(LB, "guestbook")
+        time.sleep(3)  # preparing: the hosts unpack and build the release
+        killed.kill()
+        killed.communicate()
+        figures["killed_run_seconds"] = round(time.monotonic() - start)
+        time.sleep(2)
+        refused = run_playbook("playbooks/deploy.yml", *FLEET, *package, "-e", f"wsgi_app_src={v2_source}")
+        steal_start = time.monotonic()
+        steal = start_playbook("playbooks/deploy.yml", *FLEET, *package, "-e", f"wsgi_app_src={v2_source}",
+                               "-e", "deploy_lock_steal=true", "-e", f"deploy_report={reports['steal']}")
+        stealer = wait_for_lock(LB, "guestbook", not_run=dead["run"])
+        waiter = start_playbook("playbooks/deploy.yml", *FLEET, *package, "-e", f"wsgi_app_src={v3_source}",
+                                "-e", "deploy_lock_wait=900", "-e", f"deploy_report={reports['wait']}")
+        stolen = finish(steal)
+        figures["steal_deploy_seconds"] = round(time.monotonic() - steal_start)
+        waited = finish(waiter)
+        figures["all_seconds"] = round(time.monotonic() - start)
+        return dead, refused, stealer, stolen, waited
 
-    load, seconds = under_load(deploy)
-    record_figure("guestbook_rolling_deploy", {"deploy_seconds": round(seconds), "load_total": load["requests"],
+    load, (dead, (refused_rc, refused), stealer, (steal_rc, stolen), (wait_rc, waited)) = under_load(deploy)
+    record_figure("guestbook_rolling_deploy", {**figures, "load_total": load["requests"],
                                                "load_failed": load["failed"], "load_seconds": load["duration_s"]})
     assert load["failed"] == 0, load
     assert load["requests"] >= load["duration_s"] * 10 * 0.9, load
+    # The killed run's lock refused the next run, naming it and its age; that run changed nothing.
+    assert refused_rc != 0, refused[-3000:]
+    refusal = re.sub(r"\s+", " ", refused)
+    assert f"is held by {dead['owner']} (deploy.yml, release {dead['release']}), taken {dead['started_at']}" in refusal, \
+        refused[-3000:]
+    assert re.search(r", \d+ s ago: \"killed mid-run\"", refusal) and "deploy_lock_steal=true" in refusal, refused[-3000:]
+    assert all(c["changed"] == 0 for c in recap(refused).values()), refused[-3000:]
+    # The steal ran the deploy and recorded the steal; the waiting run waited for it, then ran.
+    assert steal_rc == 0, stolen[-6000:]
+    assert wait_rc == 0, waited[-6000:]
+    assert stealer["stolen_from"]["run"] == dead["run"], stealer
+    steal_doc, wait_doc = (json.loads(reports[name].read_text()) for name in ("steal", "wait"))
+    assert steal_doc["stolen_from"]["run"] == dead["run"] and steal_doc["result"] == "ok", steal_doc
+    assert wait_doc["waited"] > 10 and wait_doc["result"] == "ok", wait_doc
+    assert wait_doc["started_at"] >= steal_doc["ended_at"], (steal_doc, wait_doc)
+    assert all(h["result"] == "switched" and h["from"] == first_release for h in steal_doc["hosts"]), steal_doc
+    assert all(h["result"] == "switched" and h["from"] == steal_doc["release"] for h in wait_doc["hosts"]), wait_doc
+    # The fleet is on one release, the waiting run's, as its report says; the lock is free.
     new = {current_release(name) for name in APPS}
-    assert len(new) == 1 and first_release not in new, new
+    assert new == {wait_doc["release"]} and {h["to"] for h in wait_doc["hosts"]} == new, (new, wait_doc)
+    assert lock_holder(LB, "guestbook") == {}
+    entries = ledger(LB, "guestbook")
+    assert [e["event"] for e in entries if e["kind"] == "lock"][-1:] == ["stolen"], entries[-5:]
+    assert [e["run"] for e in entries if e["kind"] == "run"][-2:] == [steal_doc["run"], wait_doc["run"]], entries[-5:]
+    history = playbook("playbooks/history.yml", *FLEET, "-e", "history_count=3")
+    rows = [line for line in history.splitlines() if "deploy.yml" in line or "lock stolen" in line]
+    assert len(rows) == 3 and "lock stolen" in rows[0] and all(" ok " in row for row in rows[1:]), history[-3000:]
     release = new.pop()
     for name in APPS:
         app = scenario_host(name)
@@ -233,11 +296,12 @@ def test_rolling_deploy_of_the_next_version_as_a_package_under_load(host, first_
     # The data and the session survived the release (shared instance folder, same SECRET_KEY).
     status, _, page = head(host, entry, "-b", jar)
     assert status == 200 and "Written before the deploy" in page, page[:1000]
-    assert "/* 1.1.0 */" in head(host, HTTPS + "/static/style.css")[2]
+    assert "/* 1.1.0, second build */" in head(host, HTTPS + "/static/style.css")[2]
 
 
 def test_rollback_under_load(host, first_release):
-    load, _ = under_load(lambda: playbook("playbooks/rollback.yml", *FLEET))
+    # Two deploys (v2, then v3) came before: straight back to the first release.
+    load, _ = under_load(lambda: playbook("playbooks/rollback.yml", *FLEET, "-e", f"rollback_to={first_release}"))
     record_figure("guestbook_rollback", {"load_total": load["requests"], "load_failed": load["failed"],
                                          "load_seconds": load["duration_s"]})
     assert load["failed"] == 0, load
@@ -458,9 +522,10 @@ def test_a_second_app_on_the_same_hosts_and_lb(host, tmp_path):
     sockets and units; at the app hosts the root of the server the guestbook is mounted in
     (/guestbook), at the lb a host name of its own. Its releases are built by its own steps
     (collectstatic as a build hook, migrate after install, every hook as its user), then sealed;
-    its admin's static files are served by nginx. Its first deploy, a new release rolled under
-    load and a rollback leave the guestbook's processes, release and files as they were, and the
-    guestbook's deploy leaves the Django site's; no request of either fails."""
+    its admin's static files are served by nginx. Its first deploy and a new release rolled under
+    load leave the guestbook's processes, release and files as they were; then its rollback and a
+    settings change of the guestbook run at the same time, each under its own lock. No request of
+    either fails."""
     inventory = django_inventory(tmp_path)
     lb_address = scenario_host(LB).check_output("hostname -I").split()[0]
     # /etc/hosts is Docker's bind mount (no sed -i): the line is appended once.
@@ -514,23 +579,38 @@ def test_a_second_app_on_the_same_hosts_and_lb(host, tmp_path):
     status, _, page = head(host, DJANGO_URL + "/")
     assert "<h1>Notes, v2</h1>" in page and "<b>Ada</b>: Written on the first release" in page, page[:2000]
 
-    gb, django = untouched("guestbook", lambda: playbook("playbooks/rollback.yml", *FLEET, inventory=inventory))
-    figures["django_rollback"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
-                                  "django_total": django["requests"], "django_failed": django["failed"]}
+    # At the same time, each app under its own lock (two directories on the same lb): the Django
+    # site's rollback, and a settings change of the guestbook that rolls through its hosts (its
+    # instances reload). Both hold their locks at once; neither waits for the other.
+    settings = {"app_settings": {"SECRET_KEY": "guestbook-molecule-secret-key-not-for-production",
+                                 "GUESTBOOK_NOTE": "beside the Django site"}}
+
+    def both_at_once():
+        rollback = start_playbook("playbooks/rollback.yml", *FLEET, inventory=inventory)
+        django_holder = wait_for_lock(LB, "djangosite")
+        gb_run = start_playbook("site.yml", *FLEET, "-e", json.dumps(settings))
+        gb_holder = wait_for_lock(LB, "guestbook")
+        overlap = lock_holder(LB, "djangosite")
+        return django_holder, gb_holder, overlap, finish(rollback), finish(gb_run)
+
+    gb, django, (django_holder, gb_holder, overlap, (rollback_rc, rollback_out), (gb_rc, gb_out)) = \
+        both_under_load(both_at_once)
+    figures["django_rollback_and_guestbook_settings_at_once"] = {
+        "guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
+        "django_total": django["requests"], "django_failed": django["failed"]}
+    assert rollback_rc == 0, rollback_out[-6000:]
+    assert gb_rc == 0, gb_out[-6000:]
+    assert gb["failed"] == 0 and django["failed"] == 0, (gb, django)
+    assert overlap.get("run") == django_holder["run"] != gb_holder["run"], (django_holder, gb_holder, overlap)
+    assert "Switch the running app hosts" in gb_out and "Switch the running app hosts" in rollback_out
     assert django_release() == first
     assert_django_site(host, *first)
     add_note(host, "Grace", "Written after the rollback")
+    assert "beside the Django site" in scenario_host(APPS[0]).check_output("cat /srv/guestbook/shared/instance/config.py")
+    assert [e["playbook"] for e in ledger(LB, "djangosite") if e["kind"] == "run"][-1] == "rollback.yml"
+    assert [e["playbook"] for e in ledger(LB, "guestbook") if e["kind"] == "run"][-1] == "site.yml"
     # A second run of the Django site's definition changes nothing (its sealed release included).
     assert all(c["changed"] == 0 for c in recap(playbook("site.yml", *FLEET, inventory=inventory)).values())
-
-    # The other way round: a settings change of the guestbook rolls through its hosts (its instances
-    # reload) and the Django site is not touched.
-    settings = {"app_settings": {"SECRET_KEY": "guestbook-molecule-secret-key-not-for-production",
-                                 "GUESTBOOK_NOTE": "beside the Django site"}}
-    gb, django = untouched("djangosite", lambda: playbook("site.yml", *FLEET, "-e", json.dumps(settings)))
-    figures["guestbook_settings"] = {"guestbook_total": gb["requests"], "guestbook_failed": gb["failed"],
-                                     "django_total": django["requests"], "django_failed": django["failed"]}
-    assert "beside the Django site" in scenario_host(APPS[0]).check_output("cat /srv/guestbook/shared/instance/config.py")
     record_figure("two_apps", figures)
 
 
