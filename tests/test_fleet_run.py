@@ -220,3 +220,17 @@ def test_the_history_has_a_line_per_run_and_steal():
     assert "failed" in lines[1] and "deploy.yml" in lines[1] and "2/3" in lines[1] and "hotfix" in lines[1], lines[1]
     assert "lock stolen" in lines[2] and "alice@ci" in lines[2], lines[2]
     assert fleet_run.run_history([]) == ["no run recorded yet"]
+
+
+# --- a drain a killed run left ---------------------------------------------------------------------
+
+lb_backend = load_module("wsgideploy_filter_lb_backend", PLUGINS / "filter" / "lb_backend.py")
+
+
+def test_a_down_mark_no_operator_made_is_taken_back_by_the_next_run():
+    items = [[{"lb_backend_lb": "lb1"}, {"path": "/etc/nginx/wsgideploy/app/app/app1.conf"}],
+             [{"lb_backend_lb": "lb2"}, {"path": "/etc/nginx/wsgideploy/app/app/app1.conf"}]]
+    # lb1's operator drained app1 (kept out); on lb2 nobody did (a killed run's mark: taken back).
+    assert lb_backend.lb_left_down(items, {"lb1": ["app1"], "lb2": ["app3"]}, "app1") == [items[1]]
+    assert lb_backend.lb_left_down(items, {}, "app1") == items
+    assert lb_backend.lb_left_down([], {"lb1": []}, "app1") == []

@@ -73,9 +73,10 @@ def run_history(entries):
     for entry in entries:
         if entry.get("kind") == "lock":
             what = entry.get("from") or {}
+            detail = ("from %s (%s, since %s)" % (what.get("owner", "?"), what.get("playbook", "?"),
+                                                  what.get("started_at", "?"))) if what else ""
             lines.append(form % (entry.get("at", "?"), "lock " + str(entry.get("event", "?")), "-", entry.get("by", "?"),
-                                 "-", "-", "-", "-", "from %s (%s, since %s)" % (
-                                     what.get("owner", "?"), what.get("playbook", "?"), what.get("started_at", "?"))))
+                                 "-", "-", "-", "-", " ".join(x for x in (detail, entry.get("message", "")) if x)))
             continue
         hosts = entry.get("hosts") or []
         moved = sum(1 for h in hosts if h.get("result") not in ("current", "pending"))

@@ -72,20 +72,22 @@ def first_release(host):
     return rel.pop()
 
 
-@pytest.fixture(scope="module")
-def v2_source(tmp_path_factory):
+def release_source(tmp_path_factory, n: int) -> str:
+    """A copy of the app whose stylesheet names release n: the same app, another release."""
     def change(d):
         with open(d / "hello" / "static" / "style.css", "a") as fh:
-            fh.write("\n/* release 2 */\n")
-    return app_copy(tmp_path_factory.mktemp("v2"), "app", change)
+            fh.write(f"\n/* release {n} */\n")
+    return app_copy(tmp_path_factory.mktemp(f"v{n}"), "app", change)
+
+
+@pytest.fixture(scope="module")
+def v2_source(tmp_path_factory):
+    return release_source(tmp_path_factory, 2)
 
 
 @pytest.fixture(scope="module")
 def v3_source(tmp_path_factory):
-    def change(d):
-        with open(d / "hello" / "static" / "style.css", "a") as fh:
-            fh.write("\n/* release 3 */\n")
-    return app_copy(tmp_path_factory.mktemp("v3"), "app", change)
+    return release_source(tmp_path_factory, 3)
 
 
 def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source, v3_source, tmp_path):
@@ -97,7 +99,7 @@ def test_rolling_deploy_under_load_loses_nothing(host, first_release, v2_source,
     def deploy():
         start = time.monotonic()
         first = start_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v2_source}", "-e", f"deploy_report={report}",
-                               "-e", "deploy_message=rolling v2")
+                               "-e", json.dumps({"deploy_message": "rolling v2"}))
         holder = wait_for_lock(LB, "hello")
         second_start = time.monotonic()
         second = run_playbook("playbooks/deploy.yml", "-e", f"wsgi_app_src={v3_source}")
@@ -322,3 +324,26 @@ def test_status_reports_release_and_health(host, first_release):
     assert f"deploy lock of hello (on {LB}): free" in out, out[-3000:]
     last = re.search(r"last run:.*?'?run (\S+): (\S+) by", out, re.S)
     assert last and last.group(2) == "rollback.yml", out[-3000:]
+
+
+def test_a_lock_taken_by_hand_freezes_changes_until_released(host):
+    """lock.yml takes the app's lock by hand with a message (an incident: no deploys); a change
+    sent meanwhile is refused naming it, and changes nothing; lock.yml shows it, then releases it;
+    the ledger records both."""
+    playbook("playbooks/lock.yml", "-e", "lock=take", "-e", json.dumps({"deploy_message": "incident 42: no deploys"}))
+    holder = lock_holder(LB, "hello")
+    try:
+        assert holder["playbook"] == "lock.yml (by hand)" and holder["message"] == "incident 42: no deploys", holder
+        before = fleet_state()
+        rc, out = run_playbook("site.yml", "-e", json.dumps({"app_settings": {**SETTINGS, "GREETING": "Frozen"}}))
+        assert rc != 0 and "is held by" in out and "lock.yml (by hand)" in re.sub(r"\s+", " ", out), out[-3000:]
+        assert all(c["changed"] == 0 for c in recap(out).values()), out[-3000:]
+        assert_fleet_unchanged(before, fleet_state(), out)
+        shown = re.sub(r"\s+", " ", playbook("playbooks/lock.yml"))
+        assert f"deploy lock of hello (on {LB}): held by {holder['owner']} (lock.yml (by hand))" in shown, shown[-2000:]
+    finally:
+        playbook("playbooks/lock.yml", "-e", "lock=release")
+    assert lock_holder(LB, "hello") == {}
+    events = [(e["event"], e.get("message", "")) for e in ledger(LB, "hello") if e["kind"] == "lock"][-2:]
+    assert events == [("taken by hand", "incident 42: no deploys"), ("released by hand", "")], events
+    assert "): free" in playbook("playbooks/lock.yml")
