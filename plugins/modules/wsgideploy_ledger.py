@@ -8,7 +8,7 @@ module: wsgideploy_ledger
 short_description: Append to an app's ledger of runs (JSON lines, rotated), or read its last entries
 description:
   - C(state=appended) appends each of I(entries) as one JSON line to I(path) (created mode 0640,
-    its directory 0755). When the file would grow past I(max_bytes), it is rotated first:
+    its directory 0755). When the file would grow past I(max_bytes), it is rotated first, to
     C(path.1) ... C(path.<keep>), the oldest dropped, so the ledger never grows without bound.
     The append is one C(write) on a file opened for appending.
   - C(state=read) changes nothing and returns the last I(count) entries that match I(kind)

@@ -7,13 +7,13 @@ DOCUMENTATION = r"""
 module: wsgideploy_lock
 short_description: Take, release or read an app's deploy lock, kept on one host of its fleet
 description:
-  - The lock is a directory, created with one C(mkdir) (atomic: of two runs that try at once,
+  - The lock is a directory, created with one C(mkdir) (atomic - of two runs that try at once,
     exactly one creates it). A file in it, C(holder.json), says who holds it - the owner, the
     playbook, the target release, a message, when it was taken - and the run that holds it.
   - C(state=acquired) takes it. When another run holds it, the module fails at once naming the
     holder, what it does and the lock's age, unless I(wait) is given (it then polls until the lock
     is free, or fails when the wait is over) or I(steal) (it then takes the lock over and returns
-    the holder it replaced, for the ledger). Taken already by I(run): nothing to do.
+    the holder it replaced, for the ledger). Taken already by I(run) - nothing to do.
   - C(state=released) removes it, when I(run) holds it (or with I(force)); when another run holds
     it (this run's lock was stolen), it leaves it and says so.
   - C(state=read) changes nothing and returns the holder, if any.
