@@ -44,6 +44,7 @@ ALLOWED_TASK = re.compile(
     r"|wsgi_app : .*|Refuse a process manager the host does not run"
     # app.yml run alone (deploy.yml): site.yml's check did not run, these find nothing to take or end.
     r"|Take site.yml's check, once|End here when the run applies none of the app hosts' concerns"
+    r"|Note a host that check found as the last successful run left it \(the run's summary\)"
     r"|End here for a host that check found as the last successful run left it"
     r"|upstart_service : (Validating arguments .*|Look for upstart's control tool|Ask which init daemon answers"
     r"|Refuse a host without upstart))\]"
